@@ -1,0 +1,17 @@
+"""recbole-basrec: BASRec (Dang et al., AAAI 2025) as a plug-in for RecBole's sequential models.
+
+``import recbole_basrec`` registers ``BASRecSASRec``, ``BASRecGRU4Rec``, ``BASRecFMLPRec`` and
+``FMLPRec`` with RecBole, so ``run_recbole(model='BASRecSASRec', ...)`` works as for stock models.
+"""
+from recbole_basrec.registry import register as _register
+
+_register()
+
+from recbole_basrec.model.sequential_recommender import (  # noqa: E402
+    BASRecFMLPRec,
+    BASRecGRU4Rec,
+    BASRecSASRec,
+    FMLPRec,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,142 @@
+"""RecBole dataset for BASRec models: RecBole's splits plus the paper's training protocol.
+
+``train_mode: prefix`` keeps RecBole's data (one sample per prefix). ``train_mode: sequence``
+replaces the training split by each user's training sequence, cut into windows of
+``MAX_ITEM_LIST_LENGTH`` items with a target at every position, so an epoch costs O(users).
+Validation and test splits are RecBole's in both modes.
+"""
+import os
+
+import numpy as np
+import torch
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource, FeatureType
+
+from recbole_basrec.config import complete_config
+
+#: Training-split field holding the next-item target of every input position (0 = none).
+TARGET_LIST_FIELD = "target_item_list"
+
+_ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def check_dataset_files(config):
+    """Fail early, naming the fix, when the atomic files are missing or malformed."""
+    name, path = config["dataset"], config["data_path"]
+    inter_file = os.path.join(path, f"{name}.inter")
+    if not os.path.isfile(inter_file):
+        raise FileNotFoundError(
+            f"Dataset '{name}' not found: expected the atomic file {os.path.abspath(inter_file)}. "
+            f"Put '{name}.inter' (header like 'user_id:token\\titem_id:token\\ttimestamp:float') under "
+            f"{os.path.abspath(path)}, set data_path to its parent folder, or convert the paper's format "
+            f"with `python -m recbole_basrec.data.convert SRC.txt DEST_DIR`."
+        )
+    with open(inter_file, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split(config["field_separator"])
+    fields = {}
+    for column in header:
+        field, _, ftype = column.partition(":")
+        if ftype not in _ATOMIC_TYPES:
+            raise ValueError(
+                f"Malformed atomic file {inter_file}: header column '{column}' must be 'name:type' "
+                f"with type in {', '.join(_ATOMIC_TYPES)} (columns separated by {config['field_separator']!r})."
+            )
+        fields[field] = ftype
+    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD"):
+        if config[key] not in fields:
+            raise ValueError(
+                f"Malformed atomic file {inter_file}: no '{config[key]}' column ({key}); sequential "
+                f"recommendation needs user, item and time columns (found: {', '.join(fields) or 'none'})."
+            )
+
+
+def training_sequences(split_datasets, n_users):
+    """Each user's training sequence, in time order, as CSR arrays ``(user_ptr, items)``.
+
+    Built from RecBole's prefix samples: a user's first item is the history of the user's
+    length-1 sample (whatever split it fell into) and the rest are the training targets.
+    """
+    train = split_datasets[0]
+    uid, iid = train.uid_field, train.iid_field
+    users, items, order = [], [], []
+    for dataset in split_datasets:
+        feat = dataset.inter_feat
+        first = feat[dataset.item_list_length_field].numpy() == 1
+        users.append(feat[uid].numpy()[first])
+        items.append(feat[dataset.item_id_list_field].numpy()[first, 0])
+        order.append(np.full(first.sum(), -1))
+    users.append(train.inter_feat[uid].numpy())
+    items.append(train.inter_feat[iid].numpy())
+    order.append(np.arange(len(train.inter_feat)))
+    users, items, order = (np.concatenate(a) for a in (users, items, order))
+    keep = np.lexsort((order, users))
+    users, items = users[keep], items[keep].astype(np.int64)
+    user_ptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=user_ptr[1:])
+    return user_ptr, items
+
+
+def sequence_windows(user_ptr, items, max_len, last_only=False):
+    """Cut training sequences into next-item windows: every target appears exactly once.
+
+    A user with ``m`` training items has targets at positions ``1..m-1``; windows of up to
+    ``max_len`` targets are taken from the end backwards (``last_only``: the last one only,
+    as the reference code does). Returns ``users, inputs (W, L), targets (W, L), lengths``.
+    """
+    n_targets = np.maximum(np.diff(user_ptr) - 1, 0)
+    n_windows = np.where(n_targets > 0, 1, 0) if last_only else -(-n_targets // max_len)
+    users = np.repeat(np.arange(len(n_targets)), n_windows)
+    # k-th window from the end of its user
+    k = np.arange(len(users)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    end = n_targets[users] - k * max_len  # last target position, 1-based within the sequence
+    lengths = np.minimum(end, max_len)
+    start = end - lengths + 1
+    offs = np.arange(max_len)
+    valid = offs[None, :] < lengths[:, None]
+    first_input = user_ptr[users] + start - 1
+    idx = np.where(valid, first_input[:, None] + offs[None, :], 0)
+    inputs = np.where(valid, items[idx], 0)
+    targets = np.where(valid, items[np.minimum(idx + 1, len(items) - 1)], 0)
+    return users, inputs, targets, lengths
+
+
+class BASRecDataset(SequentialDataset):
+    """:class:`SequentialDataset` that also offers BASRec's ``sequence`` training protocol and
+    exposes each user's training sequence (for the item similarity of M-Substitute)."""
+
+    def __init__(self, config):
+        complete_config(config)
+        check_dataset_files(config)
+        super().__init__(config)
+
+    def build(self):
+        built = super().build()
+        user_ptr, items = training_sequences(built, self.user_num)
+        train = built[0]
+        if self.config["train_mode"] == "sequence":
+            train = self._windowed_train_split(user_ptr, items)
+        train.basrec_train_sequences = (user_ptr, items)
+        return [train] + list(built[1:])
+
+    def _windowed_train_split(self, user_ptr, items):
+        max_len = self.config["MAX_ITEM_LIST_LENGTH"]
+        last_only = self.config["sequence_windows"] == "last"
+        users, inputs, targets, lengths = sequence_windows(user_ptr, items, max_len, last_only)
+        if len(users) == 0:
+            raise ValueError(
+                f"Dataset '{self.dataset_name}' has no training interactions for train_mode=sequence: "
+                f"every user needs at least 3 interactions (train, valid, test)."
+            )
+        self.set_field_property(TARGET_LIST_FIELD, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION, max_len)
+        last_target = targets[np.arange(len(users)), lengths - 1]
+        feat = Interaction(
+            {
+                self.uid_field: torch.from_numpy(users),
+                self.item_id_list_field: torch.from_numpy(inputs),
+                self.item_list_length_field: torch.from_numpy(lengths),
+                TARGET_LIST_FIELD: torch.from_numpy(targets),
+                self.iid_field: torch.from_numpy(last_target),
+            }
+        )
+        return self.copy(feat)

@@ -1,0 +1,89 @@
+"""BASRec's augmentation operators as batched tensor functions.
+
+Dang et al., "Augmenting Sequential Recommendation with Balanced Relevance and Diversity",
+AAAI 2025. Every function works on a whole batch on the tensors' device: sequences are
+``(B, L)`` item ids padded on the right with 0 (RecBole's layout) and ``lengths`` ``(B,)``
+counts the real items. Padding never moves and never becomes an item.
+"""
+import torch
+
+# Mixing coefficients this close to 0 would make the adaptive weight 1/(lambda * r) overflow.
+_MIN_LAMBDA = 1e-6
+
+
+def _positions(item_seq):
+    return torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+
+
+def reorder(item_seq, lengths, rates):
+    """M-Reorder: shuffle a contiguous window of ``floor(r * n)`` real items in place.
+
+    The window starts uniformly inside the real part. Items outside it keep their integer
+    position as sort key; items inside get random keys within the window's span, so one
+    argsort permutes the window only.
+    """
+    lengths = lengths.long()
+    window = torch.floor(rates * lengths).long().clamp(min=0)
+    window = torch.minimum(window, lengths)
+    start = torch.floor(torch.rand_like(rates) * (lengths - window + 1)).long()
+    start = torch.minimum(start, lengths - window)
+    pos = _positions(item_seq)
+    inside = (pos >= start.unsqueeze(1)) & (pos < (start + window).unsqueeze(1))
+    random_keys = start.unsqueeze(1) + torch.rand(item_seq.shape, device=item_seq.device) * window.unsqueeze(1)
+    keys = torch.where(inside, random_keys, pos.float().expand_as(random_keys))
+    return item_seq.gather(1, keys.argsort(dim=1))
+
+
+def substitute(item_seq, lengths, rates, neighbours):
+    """M-Substitute: replace ``max(floor(r * n), 1)`` distinct real items by their top-1 neighbour.
+
+    ``neighbours`` is a ``(n_items,)`` lookup table (``neighbours[0] == 0``), so this is a gather.
+    """
+    lengths = lengths.long()
+    count = torch.floor(rates * lengths).long().clamp(min=1)
+    count = torch.minimum(count, lengths)
+    pos = _positions(item_seq)
+    keys = torch.rand(item_seq.shape, device=item_seq.device).masked_fill(pos >= lengths.unsqueeze(1), 2.0)
+    rank = keys.argsort(dim=1).argsort(dim=1)
+    chosen = rank < count.unsqueeze(1)
+    return torch.where(chosen, neighbours[item_seq], item_seq)
+
+
+def augmented_views(item_seq, lengths, n_views, rate_min, rate_max, neighbours):
+    """``n_views`` single-sequence augmented views of every sequence.
+
+    Each view picks M-Reorder or M-Substitute uniformly at random and draws its rate from
+    ``U(rate_min, rate_max)``. Returns the views ``(n_views * B, L)`` (view-major) and their
+    rates ``(n_views * B,)``.
+    """
+    seqs = item_seq.repeat(n_views, 1)
+    lens = lengths.repeat(n_views)
+    rates = torch.empty(seqs.size(0), device=seqs.device).uniform_(rate_min, rate_max)
+    use_reorder = torch.rand(seqs.size(0), device=seqs.device) < 0.5
+    views = torch.where(
+        use_reorder.unsqueeze(1), reorder(seqs, lens, rates), substitute(seqs, lens, rates, neighbours)
+    )
+    return views, rates
+
+
+def sample_beta(beta, shape, device):
+    """``lambda ~ Beta(beta, beta)`` of the given shape."""
+    concentration = torch.tensor(float(beta), device=device)
+    return torch.distributions.Beta(concentration, concentration).sample(shape)
+
+
+def adaptive_weights(lam, rates):
+    """BASRec's balance weight ``w = 1 / (lambda * r)``, min-max normalised over the last dim.
+
+    A degenerate row (all weights equal) gets weight 1 everywhere instead of 0/0.
+    """
+    w = 1.0 / (lam.clamp(min=_MIN_LAMBDA) * rates)
+    low = w.min(dim=-1, keepdim=True).values
+    span = w.max(dim=-1, keepdim=True).values - low
+    degenerate = span <= 1e-12 * low.abs().clamp(min=1.0)
+    return torch.where(degenerate, torch.ones_like(w), (w - low) / torch.where(degenerate, torch.ones_like(span), span))
+
+
+def mixup(a, b, lam):
+    """Nonlinear mixup ``lam * a + (1 - lam) * b``; ``lam`` broadcasts (per item or per feature)."""
+    return lam * a + (1.0 - lam) * b

@@ -1,0 +1,208 @@
+r"""BASRec, written once and mixed into any RecBole sequential backbone.
+
+Reference:
+    Yizhou Dang et al. "Augmenting Sequential Recommendation with Balanced Relevance and
+    Diversity." In AAAI 2025.
+
+A backbone needs one adapter method, ``sequence_output(item_seq, item_emb) -> (B, L, D)``:
+the per-position output of the encoder given (possibly fused) item embeddings. BASRec adds
+
+* single-sequence augmentation (SSA): ``2 * n_pairs`` M-Reorder / M-Substitute views per
+  sequence, fused with the original at the embedding level, each view's loss weighted by the
+  batch-normalised balance weight ``1 / (lambda * r)``;
+* cross-sequence augmentation (CSA): item-wise and feature-wise nonlinear mixup of the encoder
+  outputs and the target (and negative) embeddings across the batch, ``n_whole_level`` rounds.
+
+Losses are computed on *target slots*: the last position in ``train_mode=prefix`` (RecBole's
+data), every position with a target in ``train_mode=sequence`` (the paper's protocol).
+With ``loss_type: CE`` a mixed target is scored as ``<h, p~> - logsumexp_i <h, e_i>``, i.e.
+soft-label cross-entropy, which is plain CE when every mixing coefficient is 1.
+"""
+import torch
+import torch.nn.functional as F
+from recbole.utils import InputType
+
+from recbole_basrec.config import complete_config
+from recbole_basrec.data.dataset import TARGET_LIST_FIELD, training_sequences
+from recbole_basrec.model import augmentation as aug
+
+# Resampling rounds for sequence-mode negatives that hit the user's own items.
+_NEGATIVE_ROUNDS = 3
+
+
+class BASRec:
+    r"""Mixin adding BASRec's training losses to a stock sequential recommender.
+
+    Use as ``class BASRecX(BASRec, X)`` and implement ``sequence_output``. Inference
+    (``predict``, ``full_sort_predict``) is the backbone's own.
+    """
+
+    # Lets RecBole's Config accept our models when ``loss_type`` comes from our defaults,
+    # which are filled in after Config checks; complete_config sets the real input type.
+    input_type = InputType.POINTWISE
+    #: Whether position t's output can depend on items after t (then only prefix mode is leak-free).
+    sees_future = False
+
+    def __init__(self, config, dataset):
+        complete_config(config)
+        loss_type = config["loss_type"]
+        # Stock backbones know BPR and CE only; BCE uses the same sampled negatives as BPR.
+        config["loss_type"] = "BPR" if loss_type == "BCE" else loss_type
+        try:
+            super().__init__(config, dataset)
+        finally:
+            config["loss_type"] = loss_type
+        self.loss_type = loss_type
+        self.train_mode = config["train_mode"]
+        self.basrec = config["basrec"]
+        self.n_pairs = config["n_pairs"]
+        self.n_whole_level = config["n_whole_level"]
+        self.beta = float(config["beta"])
+        self.rate_min, self.rate_max = float(config["rate_min"]), float(config["rate_max"])
+        self.rec_weight = float(config["rec_weight"])
+        self.aml_weight = float(config["aml_weight"])
+        self.wml_weight = float(config["wml_weight"])
+        #: The trainer switches this off for stage 1 (plain training).
+        self.augment = True
+        if self.train_mode == "sequence" and self.sees_future:
+            raise ValueError(
+                f"{type(self).__name__} sees future positions, so train_mode=sequence (a loss at every "
+                f"position) would leak targets: set filter_causal=True or train_mode=prefix."
+            )
+        neighbours = torch.zeros(self.n_items, dtype=torch.long)
+        if self.basrec and self.n_pairs > 0:
+            neighbours = self._build_neighbours(config, dataset)
+        # Not persistent: checkpoints stay loadable by the plain backbone and vice versa.
+        self.register_buffer("substitute_table", neighbours, persistent=False)
+
+    def _build_neighbours(self, config, dataset):
+        from recbole_basrec.data.similarity import load_or_build_top1
+
+        sequences = getattr(dataset, "basrec_train_sequences", None)
+        if sequences is None:  # a plain RecBole training split: rebuild from its prefixes
+            sequences = training_sequences([dataset], dataset.user_num)
+        user_ptr, items = sequences
+        return load_or_build_top1(
+            user_ptr,
+            items,
+            self.n_items,
+            method=config["similarity_model"],
+            seed=config["seed"],
+            cache_dir=config["checkpoint_dir"],
+        )
+
+    # The backbone adapter, ``sequence_output(item_seq, item_emb) -> (B, L, D)``, comes from the
+    # subclass or the backbone; defining a stub here would shadow the backbone's in the MRO.
+    def forward(self, item_seq, item_seq_len):
+        output = self.sequence_output(item_seq, self.item_embedding(item_seq))
+        return self.gather_indexes(output, item_seq_len - 1)
+
+    # ------------------------------------------------------------------ training
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        targets, negatives, mask = self._targets(interaction, item_seq)
+        item_emb = self.item_embedding(item_seq)
+        slots = self._slots(self.sequence_output(item_seq, item_emb), item_seq_len)
+        rec = self._loss(slots, targets, negatives, mask)
+        if not (self.basrec and self.augment):
+            return rec
+        ssa = self._ssa_loss(item_seq, item_seq_len, item_emb, targets, negatives, mask)
+        csa = self._csa_loss(slots, targets, negatives, mask)
+        return self.rec_weight * rec, self.aml_weight * ssa, self.wml_weight * csa
+
+    def _targets(self, interaction, item_seq):
+        """Targets, negatives (or None) and validity mask, each ``(B, T)``."""
+        sampled = self.loss_type != "CE"
+        if self.train_mode == "prefix":
+            targets = interaction[self.POS_ITEM_ID].unsqueeze(1)
+            negatives = interaction[self.NEG_ITEM_ID].unsqueeze(1) if sampled else None
+            return targets, negatives, torch.ones_like(targets, dtype=torch.bool)
+        if TARGET_LIST_FIELD not in interaction:
+            raise ValueError(
+                "train_mode=sequence needs recbole_basrec's dataset (field "
+                f"'{TARGET_LIST_FIELD}'); import recbole_basrec before create_dataset, or set train_mode=prefix."
+            )
+        targets = interaction[TARGET_LIST_FIELD]
+        mask = targets > 0
+        negatives = self._sample_negatives(item_seq, targets) if sampled else None
+        return targets, negatives, mask
+
+    def _sample_negatives(self, item_seq, targets):
+        """One uniform negative per position, redrawn where it hits the user's own items."""
+        negatives = torch.randint(1, self.n_items, targets.shape, device=targets.device)
+        own = torch.cat([item_seq, targets], dim=1).unsqueeze(1)
+        for _ in range(_NEGATIVE_ROUNDS):
+            clash = (negatives.unsqueeze(-1) == own).any(-1)
+            if not clash.any():
+                break
+            redraw = torch.randint(1, self.n_items, targets.shape, device=targets.device)
+            negatives = torch.where(clash, redraw, negatives)
+        return negatives
+
+    def _slots(self, output, item_seq_len):
+        """Encoder outputs at the target slots: the last real position, or every position."""
+        if self.train_mode == "prefix":
+            return self.gather_indexes(output, item_seq_len - 1).unsqueeze(1)
+        return output
+
+    def _loss(self, hidden, pos, neg, mask, weight=None, mixed=False):
+        """Recommendation loss averaged over valid slots.
+
+        ``pos``/``neg`` are item ids ``(B, T)`` or, when ``mixed``, target embeddings
+        ``(B, T, D)``. ``weight`` ``(B,)`` scales each sequence's terms.
+        """
+        h = hidden[mask]
+        pos_emb = pos[mask] if mixed else self.item_embedding(pos[mask])
+        pos_score = (h * pos_emb).sum(-1)
+        if self.loss_type == "CE":
+            all_scores = h @ self.item_embedding.weight.t()
+            per_slot = torch.logsumexp(all_scores, dim=-1) - pos_score
+        else:
+            neg_emb = neg[mask] if mixed else self.item_embedding(neg[mask])
+            neg_score = (h * neg_emb).sum(-1)
+            if self.loss_type == "BPR":
+                per_slot = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score))
+            else:  # BCE, as the reference code
+                per_slot = -F.logsigmoid(pos_score) - F.logsigmoid(-neg_score)
+        if weight is not None:
+            per_slot = per_slot * weight.unsqueeze(1).expand_as(mask)[mask]
+        return per_slot.sum() / mask.sum().clamp(min=1)
+
+    def _ssa_loss(self, item_seq, item_seq_len, item_emb, targets, negatives, mask):
+        """Single-sequence augmentation: all ``2 * n_pairs`` views in one encoder pass."""
+        n_views = 2 * self.n_pairs
+        if n_views == 0:
+            return item_emb.new_zeros(())
+        batch = item_seq.size(0)
+        views, rates = aug.augmented_views(
+            item_seq, item_seq_len, n_views, self.rate_min, self.rate_max, self.substitute_table
+        )
+        lam = aug.sample_beta(self.beta, (n_views * batch,), item_seq.device)
+        fused = aug.mixup(item_emb.repeat(n_views, 1, 1), self.item_embedding(views), lam.view(-1, 1, 1))
+        lengths = item_seq_len.repeat(n_views)
+        slots = self._slots(self.sequence_output(item_seq.repeat(n_views, 1), fused), lengths)
+        weight = aug.adaptive_weights(lam.view(n_views, batch), rates.view(n_views, batch)).view(-1)
+        repeat = lambda x: None if x is None else x.repeat(n_views, 1)
+        # Each view's loss is a mean over its own slots; the views' losses are summed.
+        return n_views * self._loss(slots, repeat(targets), repeat(negatives), repeat(mask), weight)
+
+    def _csa_loss(self, slots, targets, negatives, mask):
+        """Cross-sequence augmentation on the un-augmented outputs, all rounds in one batch."""
+        rounds = self.n_whole_level
+        if rounds == 0:
+            return slots.new_zeros(())
+        batch, n_slots, dim = slots.shape
+        device = slots.device
+        item_wise = aug.sample_beta(self.beta, (rounds, batch, n_slots, 1), device).expand(-1, -1, -1, dim)
+        feature_wise = aug.sample_beta(self.beta, (rounds, batch, 1, dim), device).expand(-1, -1, n_slots, -1)
+        lam = torch.cat([item_wise, feature_wise])  # (2 * rounds, B, T, D)
+        perm = torch.rand(2 * rounds, batch, device=device).argsort(dim=1)
+
+        def mixed(x):  # x: (B, T, D) -> (2 * rounds * B, T, D)
+            return aug.mixup(x.unsqueeze(0), x[perm], lam).flatten(0, 1)
+
+        pos = mixed(self.item_embedding(targets))
+        neg = None if negatives is None else mixed(self.item_embedding(negatives))
+        big_mask = mask.repeat(2 * rounds, 1)
+        return 2 * rounds * self._loss(mixed(slots), pos, neg, big_mask, mixed=True)

@@ -1,0 +1,4 @@
+from recbole_basrec.model.sequential_recommender.basrecfmlprec import BASRecFMLPRec
+from recbole_basrec.model.sequential_recommender.basrecgru4rec import BASRecGRU4Rec
+from recbole_basrec.model.sequential_recommender.basrecsasrec import BASRecSASRec
+from recbole_basrec.model.sequential_recommender.fmlprec import FMLPRec

@@ -1,0 +1,1 @@
+from recbole_basrec.quick_start.quick_start import load_data_and_model, run_recbole_basrec

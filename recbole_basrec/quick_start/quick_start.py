@@ -1,0 +1,88 @@
+"""RecBole-style entry points: one call trains, validates and tests a model."""
+from logging import getLogger
+
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+from recbole_basrec.config import (
+    complete_config,
+    default_config_files,
+    resolve_model_name,
+    warn_if_gpu_missing,
+)
+
+
+def build_config(model, dataset, config_file_list=None, config_dict=None):
+    """A RecBole ``Config`` for ``model`` (backbone or our name) with our defaults underneath
+    the user's files, dict and command line."""
+    model_name = resolve_model_name(model)
+    files = default_config_files(model_name) + list(config_file_list or [])
+    config = Config(model=model_name, dataset=dataset, config_file_list=files, config_dict=config_dict)
+    return complete_config(config)
+
+
+def run_recbole_basrec(
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None
+):
+    """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
+
+    Args:
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        dataset (str): RecBole dataset name, read from ``data_path``.
+        config_file_list (list of str): YAML files, over our defaults.
+        config_dict (dict): overrides, over the files.
+        saved (bool): save the best checkpoint and test it (else test the final weights).
+        callback_fn (callable): called as ``callback_fn(epoch_idx, valid_score)`` after each validation.
+
+    Returns:
+        dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
+        ``best_valid_result``, ``test_result``) plus ``saved_model_file`` and ``valid_history``.
+    """
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    warn_if_gpu_missing(config)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    logger.info(f"best valid : {best_valid_result}")
+    logger.info(f"test result: {test_result}")
+    return {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "saved_model_file": trainer.saved_model_file if saved else None,
+        "valid_history": trainer.valid_history,
+    }
+
+
+def load_data_and_model(model_file, config_file_list=None, config_dict=None):
+    """Rebuild config, data and model from a checkpoint of our trainer (``weights_only`` load)."""
+    import torch
+
+    checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
+    settings = dict(checkpoint["config"])
+    model_name, dataset_name = settings.pop("model"), settings.pop("dataset")
+    settings.update(config_dict or {})
+    config = build_config(model_name, dataset_name, config_file_list, settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,1 @@
+from recbole_basrec.trainer.trainer import BASRecTrainer, load_checkpoint

@@ -1,0 +1,190 @@
+"""Tests of the reference-format -> RecBole atomic file converter (``recbole_basrec.data.convert``)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from recbole_basrec.data.convert import HEADER, convert, main
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEAUTY = os.path.join(REPO_ROOT, "..", "shared", "data", "Beauty.txt")
+
+# Every user has >= 4 items, so the reference split is reproducible; user 7 repeats item 3.
+TINY_LINES = {
+    3: [11, 12, 13, 14],
+    7: [3, 5, 3, 9, 12, 21],
+    12: [21, 11, 5, 13, 8],
+    40: [8, 9, 10, 11, 12, 13, 14, 15, 16, 17],
+}
+
+
+def write_src(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def tiny_src(tmp_path):
+    text = "".join(f"{u} {' '.join(map(str, seq))}\n" for u, seq in TINY_LINES.items())
+    return write_src(tmp_path / "tiny.txt", text)
+
+
+def test_exact_inter_content(tmp_path, capsys):
+    src = write_src(tmp_path / "Toy.txt", "1 5 6 7\n2 7 9 5 5\n")
+    stats = convert(src, str(tmp_path / "out"))
+    expected_path = str(tmp_path / "out" / "Toy" / "Toy.inter")
+    assert stats == {"users": 2, "items": 4, "interactions": 7, "path": expected_path}
+    with open(expected_path) as f:
+        assert f.read() == (
+            "user_id:token\titem_id:token\ttimestamp:float\n"
+            "1\t5\t0\n1\t6\t1\n1\t7\t2\n"
+            "2\t7\t0\n2\t9\t1\n2\t5\t2\n2\t5\t3\n"
+        )
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and "2 users, 4 items, 7 interactions" in out
+    assert "warning: 1 user(s) have fewer than 4 items" in err  # user 1 has 3 items
+
+
+def test_name_option_blank_lines_and_header(tmp_path):
+    src = write_src(tmp_path / "raw.txt", "\n5 1 2 3 4\n\n6  2 3\t4 1\n\n")
+    stats = convert(src, str(tmp_path), name="Other")
+    assert stats["path"] == str(tmp_path / "Other" / "Other.inter")
+    lines = open(stats["path"]).read().splitlines()
+    assert lines[0] == HEADER
+    assert lines[1:] == [f"5\t{i}\t{t}" for t, i in enumerate([1, 2, 3, 4])] + [
+        f"6\t{i}\t{t}" for t, i in enumerate([2, 3, 4, 1])
+    ]
+
+
+def test_recbole_split_matches_reference(tiny_src, tmp_path):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+
+    convert(tiny_src, str(tmp_path / "data"))
+    config = Config(
+        model="SASRec",
+        dataset="tiny",
+        config_dict={
+            "data_path": str(tmp_path / "data"),
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+            "train_neg_sample_args": None,
+            "MAX_ITEM_LIST_LENGTH": 50,
+            "loss_type": "CE",
+            "state": "ERROR",
+            "use_gpu": False,
+            "checkpoint_dir": str(tmp_path / "saved"),
+        },
+    )
+    dataset = create_dataset(config)
+    assert dataset.user_num - 1 == len(TINY_LINES)
+    assert dataset.inter_num == sum(len(s) for s in TINY_LINES.values())
+    train, valid, test = data_preparation(config, dataset)
+
+    def samples(loader):
+        """{user token: [(history tokens, target token), ...]} in dataset order."""
+        feat = loader._dataset.inter_feat
+        users = dataset.id2token("user_id", feat["user_id"].numpy())
+        targets = dataset.id2token("item_id", feat["item_id"].numpy())
+        out = {}
+        for k, (user, target) in enumerate(zip(users, targets)):
+            length = int(feat["item_length"][k])
+            history = dataset.id2token("item_id", feat["item_id_list"][k][:length].numpy())
+            out.setdefault(int(user), []).append(([int(i) for i in history], int(target)))
+        return out
+
+    train_s, valid_s, test_s = samples(train), samples(valid), samples(test)
+    assert set(train_s) == set(valid_s) == set(test_s) == set(TINY_LINES)
+    for user, seq in TINY_LINES.items():
+        assert test_s[user] == [(seq[:-1], seq[-1])]  # test target: last item
+        assert valid_s[user] == [(seq[:-2], seq[-2])]  # valid target: second last
+        # train targets: items 2..n-2 of the line, each predicted from its full prefix
+        assert sorted(train_s[user], key=lambda s: len(s[0])) == [(seq[:t], seq[t]) for t in range(1, len(seq) - 2)]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "source file is empty"),
+        ("\n  \n", "source file is empty"),
+        ("1 2 3\n2 4 x5 6\n", "line 2: 'x5' is not a positive integer id"),
+        ("1 2 3\n2 4 -5\n", "line 2: '-5' is not a positive integer id"),
+        ("1 2 3\n2 4 2.5\n", "line 2: '2.5' is not a positive integer id"),
+        ("1 2 3\n2 0 3\n", "line 2: ids must be positive integers"),
+        ("1 2 3\n2\n", "line 2: user 2 has no items"),
+        ("1 2 3 4\n2 3 4 5\n1 5 6 7\n", "line 3: duplicated user id 1 (first seen on line 1)"),
+    ],
+)
+def test_errors(tmp_path, text, message):
+    src = write_src(tmp_path / "bad.txt", text)
+    with pytest.raises(ValueError) as info:
+        convert(src, str(tmp_path / "out"))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_missing_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match="source file not found"):
+        convert(str(tmp_path / "nope.txt"), str(tmp_path))
+
+
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.txt"), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: source file not found") and "Traceback" not in err
+    src = write_src(tmp_path / "bad.txt", "1 2 3\n1 4 5\n")
+    assert main([src, str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: line 2: duplicated user id 1 (first seen on line 1)"
+
+
+def test_cli_module_entry_point(tmp_path):
+    # One subprocess only (importing the package is slow); main() covers the other CLI paths.
+    src = write_src(tmp_path / "tiny.txt", "1 2 3 4\n2 9\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "recbole_basrec.data.convert", src, str(tmp_path), "--name", "cli"],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 users, 4 items, 4 interactions" in result.stdout
+    assert result.stderr.startswith("warning: 2 user(s)") and "Traceback" not in result.stderr
+    assert (tmp_path / "cli" / "cli.inter").is_file()
+
+
+def test_beauty(tmp_path):
+    if not os.path.isfile(BEAUTY):
+        pytest.skip(f"reference data not available: {os.path.normpath(BEAUTY)}")
+    from recbole.config import Config
+    from recbole.data import create_dataset
+
+    stats = convert(BEAUTY, str(tmp_path))
+    assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)
+    config = Config(
+        model="SASRec",
+        dataset="Beauty",
+        config_dict={
+            "data_path": str(tmp_path),
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+            "train_neg_sample_args": None,
+            "MAX_ITEM_LIST_LENGTH": 50,
+            "loss_type": "CE",
+            "state": "ERROR",
+            "use_gpu": False,
+            "checkpoint_dir": str(tmp_path / "saved"),
+        },
+    )
+    dataset = create_dataset(config)  # dataset only: data_preparation on Beauty is too slow for CI
+    assert dataset.user_num - 1 == 22363
+    assert dataset.item_num - 1 == 12101
+    assert dataset.inter_num == 198502
+
+
+def test_short_users_kept_with_warning(tmp_path, capsys):
+    src = write_src(tmp_path / "short.txt", "1 4\n2 4 5\n3 4 5 6\n4 4 5 6 7\n")
+    stats = convert(src, str(tmp_path))
+    assert stats["users"] == 4 and stats["interactions"] == 10
+    err = capsys.readouterr().err
+    assert "warning: 3 user(s) have fewer than 4 items (2 with fewer than 3, i.e. no training item)" in err
+    assert "first: user 1 on line 1" in err
