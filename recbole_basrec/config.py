@@ -66,8 +66,9 @@ def backbone_of(model_name):
     return model_name
 
 
-def default_config_files(model_name):
-    """YAML files holding ``model_name``'s defaults, lowest priority first."""
+def default_config_files(model_name, dataset=None):
+    """YAML files holding ``model_name``'s defaults (and ``dataset``'s, if we ship any),
+    lowest priority first."""
     backbone = backbone_of(model_name)
     props = properties_dir()
     stock = os.path.join(os.path.dirname(recbole.__file__), "properties", "model", f"{backbone}.yaml")
@@ -76,6 +77,9 @@ def default_config_files(model_name):
     own = os.path.join(props, "model", f"{model_name}.yaml")
     if model_name != backbone and os.path.isfile(own):
         files.append(own)
+    data_file = os.path.join(props, "dataset", f"{dataset}.yaml")
+    if dataset and os.path.isfile(data_file):
+        files.append(data_file)
     return files
 
 
@@ -103,10 +107,10 @@ def load_yaml(path):
         return yaml.load(f.read(), Loader=_yaml_loader()) or {}
 
 
-def default_config_dict(model_name):
+def default_config_dict(model_name, dataset=None):
     """``model_name``'s defaults merged into one dict (later files win)."""
     merged = {}
-    for path in default_config_files(model_name):
+    for path in default_config_files(model_name, dataset):
         merged.update(load_yaml(path))
     return merged
 
@@ -120,7 +124,7 @@ def complete_config(config):
     if getattr(config, "_basrec_completed", False) or config["model"] not in MODELS:
         return config
     user_keys = set(config.external_config_dict)
-    for key, value in default_config_dict(config["model"]).items():
+    for key, value in default_config_dict(config["model"], config["dataset"]).items():
         if key not in user_keys:
             config[key] = value
     if config["dataset"] == "ml-100k":

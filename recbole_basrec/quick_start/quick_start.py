@@ -17,7 +17,7 @@ def build_config(model, dataset, config_file_list=None, config_dict=None):
     """A RecBole ``Config`` for ``model`` (backbone or our name) with our defaults underneath
     the user's files, dict and command line."""
     model_name = resolve_model_name(model)
-    files = default_config_files(model_name) + list(config_file_list or [])
+    files = default_config_files(model_name, dataset) + list(config_file_list or [])
     config = Config(model=model_name, dataset=dataset, config_file_list=files, config_dict=config_dict)
     return complete_config(config)
 

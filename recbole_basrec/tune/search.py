@@ -21,8 +21,6 @@ from ray.tune import Callback
 
 from recbole_basrec.tune.search_space import describe, parse_search_space
 
-logger = logging.getLogger(__name__)
-
 #: Trial status in our table: Ray's TERMINATED splits into FINISHED (ran to the end) and
 #: STOPPED (ended early by ASHA); ERROR becomes FAILED.
 FINISHED, STOPPED, FAILED = "FINISHED", "STOPPED", "FAILED"
@@ -265,8 +263,8 @@ def run_search(
     from ray import air, tune
     from ray.tune.schedulers import ASHAScheduler
 
-    logger.info(f"search space ({search_file}): {describe(space)}")
-    logger.info(f"{num_samples} samples, max_concurrent={max_concurrent}, resources per trial={resources}")
+    print(f"Search space ({search_file}): {describe(space)}")
+    print(f"{num_samples} sample(s), max_concurrent={max_concurrent}, resources per trial: {resources}")
 
     collector = _TrialCollector()
     experiment = f"basrec-{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -7,6 +7,9 @@ from torch import nn
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import FeedForward
 from recbole.model.loss import BPRLoss
+from recbole.utils import InputType
+
+from recbole_basrec.config import complete_config
 
 
 class FilterLayer(nn.Module):
@@ -90,7 +93,12 @@ class FMLPRec(SequentialRecommender):
         RecBole pads sequences on the right; positions are 0..L-1 as in SASRec.
     """
 
+    # Lets RecBole's Config accept FMLPRec before our defaults (loss_type among them) are
+    # filled in; complete_config then sets the input type that matches loss_type.
+    input_type = InputType.POINTWISE
+
     def __init__(self, config, dataset):
+        complete_config(config)
         super(FMLPRec, self).__init__(config, dataset)
 
         self.n_layers = config["n_layers"]

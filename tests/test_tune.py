@@ -1,0 +1,128 @@
+"""Ray Tune search: a real 2-trial run on the tiny dataset, a failing trial, clean shutdown."""
+import os
+import time
+
+import psutil
+import pytest
+import ray
+import yaml
+
+from recbole_basrec.tune.search import FAILED, FINISHED, STOPPED, run_search
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SASREC_SPACE = os.path.join(ROOT, "properties", "search", "SASRec.hyper")
+
+
+def _our_ray_processes():
+    """Live (non-zombie) Ray processes started by this test process."""
+    alive = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            text = p.name() + " " + " ".join(p.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        if any(key in text for key in ("raylet", "gcs_server", "ray::", "ray/_private", "ray/dashboard")):
+            alive.append(text[:100])
+    return alive
+
+
+def assert_ray_down():
+    assert not ray.is_initialized()
+    deadline = time.time() + 15  # workers exit asynchronously after ray.shutdown()
+    while _our_ray_processes() and time.time() < deadline:
+        time.sleep(0.5)
+    assert _our_ray_processes() == []
+
+
+def test_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+        run_search("SASRec", "tiny", SASREC_SPACE, num_samples=0)
+    with pytest.raises(ValueError, match="max_concurrent"):
+        run_search("SASRec", "tiny", SASREC_SPACE, max_concurrent=0)
+    with pytest.raises(FileNotFoundError, match="Search space file .*missing.hyper.* not found"):
+        run_search("SASRec", "tiny", str(tmp_path / "missing.hyper"))
+    with pytest.raises(FileNotFoundError, match="Config file .*nope.yaml.* not found"):
+        run_search("SASRec", "tiny", SASREC_SPACE, config_file_list=[str(tmp_path / "nope.yaml")])
+    assert not ray.is_initialized()
+
+
+def test_real_search_two_trials(tiny_config_dict, tmp_path, monkeypatch):
+    """Two sampled configurations of BASRec-SASRec, one epoch each, through Ray Tune."""
+    monkeypatch.chdir(tmp_path)  # Ray's trial folders and the default output go under here
+    config = dict(tiny_config_dict, epochs=1)
+    out = run_search("SASRec", "tiny", SASREC_SPACE, config_dict=config, num_samples=2)
+
+    trials = out["trials"]
+    assert len(trials) == 2
+    # ASHA may end the weaker trial after its first epoch (STOPPED); nothing fails.
+    assert all(t["status"] in (FINISHED, STOPPED) for t in trials), trials
+    best = next(t for t in trials if t["params"] == out["best_params"])
+    assert best["status"] == FINISHED
+    assert 0.0 <= best["metrics"]["test/ndcg@10"] <= 1.0 and "test/hit@10" in best["metrics"]
+    assert out["best_valid_score"] == best["best_valid_score"]
+    assert out["best_valid_score"] == max(t["best_valid_score"] for t in trials)
+    for t in trials:
+        assert set(t["params"]) == {
+            "beta", "rate_min", "rate_max", "n_pairs", "n_whole_level",
+            "hidden_dropout_prob", "attn_dropout_prob", "learning_rate",
+        }
+
+    # The YAML file: default place, plain types, config_dict plus the best sampled values.
+    assert out["output_file"] == str(tmp_path / "saved" / "best-SASRec-tiny.yaml")
+    with open(out["output_file"]) as f:
+        saved = yaml.safe_load(f)
+    assert saved == out["best_config"]
+    assert saved["epochs"] == 1 and saved["data_path"] == tiny_config_dict["data_path"]
+    for key, value in out["best_params"].items():
+        assert saved[key] == pytest.approx(value)
+        assert type(saved[key]) in (int, float)
+    assert_ray_down()
+
+
+def test_failing_trial_does_not_stop_search(tiny_config_dict, tmp_path):
+    """One trial raises: it is reported as FAILED and the other one still wins."""
+    space = tmp_path / "space.hyper"
+    space.write_text("beta grid [0.2, 0.5]\n")
+
+    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True, callback_fn=None):
+        # nested, so Ray pickles it by value into the workers
+        if config_dict["beta"] == 0.2:
+            raise RuntimeError("broken trial beta=0.2")
+        assert saved is False and os.path.isabs(config_dict["data_path"])
+        callback_fn(0, 0.1)
+        callback_fn(1, 0.3)
+        return {
+            "best_valid_score": 0.3,
+            "best_valid_result": {"ndcg@10": 0.3},
+            "test_result": {"ndcg@10": 0.25, "hit@10": 0.5},
+        }
+
+    output = tmp_path / "out" / "best.yaml"
+    out = run_search("SASRec", "tiny", str(space), config_dict=tiny_config_dict, num_samples=1,
+                     max_concurrent=2, output_file=str(output), run_fn=fake_run)
+
+    by_beta = {t["params"]["beta"]: t for t in out["trials"]}
+    assert set(by_beta) == {0.2, 0.5}
+    assert by_beta[0.2]["status"] == FAILED
+    assert "broken trial beta=0.2" in by_beta[0.2]["error"]
+    assert by_beta[0.5]["status"] == FINISHED
+    assert by_beta[0.5]["metrics"] == {"valid/ndcg@10": 0.3, "test/ndcg@10": 0.25, "test/hit@10": 0.5}
+    assert out["best_valid_score"] == 0.3 and out["best_params"] == {"beta": 0.5}
+    assert yaml.safe_load(output.read_text())["beta"] == 0.5
+    assert_ray_down()
+
+
+def test_ray_shut_down_on_ctrl_c(tiny_config_dict, monkeypatch):
+    """A KeyboardInterrupt during the search still shuts the local Ray down."""
+    from ray import tune
+
+    def interrupted(self):
+        assert ray.is_initialized()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.Tuner, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search("SASRec", "tiny", SASREC_SPACE, config_dict=tiny_config_dict, num_samples=1)
+    assert_ray_down()
