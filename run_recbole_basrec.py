@@ -8,6 +8,7 @@
 Any RecBole ``--key=value`` on the command line overrides the config files.
 """
 import argparse
+import ast
 import sys
 
 from recbole_basrec.config import BACKBONES, MODELS
@@ -23,12 +24,27 @@ def parse_args(argv=None):
     parser.add_argument("--max_concurrent", type=int, default=None, help="trials running at once")
     parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")
     parser.add_argument("--output", default=None, help="YAML file for the search's best config")
-    args, _ = parser.parse_known_args(argv)  # the rest are RecBole --key=value overrides
-    return args
+    args, rest = parser.parse_known_args(argv)
+    return args, overrides(rest)
+
+
+def overrides(rest):
+    """RecBole-style ``--key=value`` arguments as a dict (values read as Python literals)."""
+    result = {}
+    for arg in rest:
+        key, sep, value = arg[2:].partition("=")
+        if not arg.startswith("--") or not sep:
+            raise ValueError(f"cannot read argument '{arg}': write options as --key=value")
+        try:
+            result[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            result[key] = value
+    return result
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # Overrides go in explicitly: Ray's trial workers never see this command line.
+    args, config_dict = parse_args(argv)
     import recbole_basrec  # noqa: F401  registers our models with RecBole
 
     files = args.config_files.split() if args.config_files else None
@@ -40,6 +56,7 @@ def main(argv=None):
             args.dataset,
             args.search,
             config_file_list=files,
+            config_dict=config_dict,
             num_samples=args.num_samples,
             max_concurrent=args.max_concurrent,
             ray_address=args.ray_address,
@@ -49,7 +66,7 @@ def main(argv=None):
 
     from recbole_basrec.quick_start import run_recbole_basrec
 
-    result = run_recbole_basrec(args.model, args.dataset, config_file_list=files)
+    result = run_recbole_basrec(args.model, args.dataset, config_file_list=files, config_dict=config_dict)
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test      : {dict(result['test_result'])}")
     return 0

@@ -15,6 +15,8 @@ from recbole.utils import set_color
 from recbole_basrec.config import complete_config, default_config_dict
 
 _PLAIN = (str, int, float, bool, type(None))
+# Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
+_DERIVED = {"train_neg_sample_args"}
 
 
 def _plain(value):
@@ -58,6 +60,8 @@ class BASRecTrainer(Trainer):
     def _config_snapshot(self):
         snapshot = {"model": self.config["model"], "dataset": self.config["dataset"]}
         for key in default_config_dict(self.config["model"]) if self.config["model"] else ():
+            if key in _DERIVED:
+                continue
             value, ok = _plain(self.config[key])
             if ok:
                 snapshot[key] = value

@@ -14,6 +14,7 @@ import logging
 import math
 import numbers
 import os
+import sys
 import time
 
 import yaml
@@ -97,6 +98,8 @@ def _make_trainable(model, dataset, config_file_list, config_dict, run_fn, cpus,
             # Imported in the worker so that recbole_basrec registers its models there.
             from recbole_basrec.quick_start import run_recbole_basrec as fn
         torch.set_num_threads(cpus)  # stay within the trial's CPU share
+        # RecBole reads "--key=value" from sys.argv; a Ray worker's argv holds Ray's own flags.
+        sys.argv = sys.argv[:1]
         trial_dict = {**config_dict, **_plain(params)}  # numpy scalars -> plain Python
         if gpu:
             # Ray already narrowed CUDA_VISIBLE_DEVICES to this trial's GPU; RecBole would

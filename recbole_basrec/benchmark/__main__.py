@@ -1,0 +1,92 @@
+"""``python -m recbole_basrec.benchmark {speed,accuracy} ...``: see ``--help`` of each job."""
+import argparse
+import sys
+
+from recbole_basrec.benchmark import common
+
+MODELS = ("SASRec", "GRU4Rec", "FMLPRec")
+
+
+def _data_args(parser):
+    parser.add_argument("--dataset", default="Beauty",
+                        help="dataset name (default Beauty; ml-100k needs no conversion)")
+    parser.add_argument("--data_file", default=None,
+                        help="paper-format source file (default <repo>/../shared/data/<dataset>.txt)")
+    parser.add_argument("--data_path", default=None,
+                        help="RecBole data_path already holding <dataset>/<dataset>.inter (skips conversion)")
+    parser.add_argument("--cache_dir", default=None, help="where converted files go (default <repo>/dataset)")
+    parser.add_argument("--out", default=common.DEFAULT_OUT, help="output folder for JSON and PNG (default results/)")
+    parser.add_argument("--tag", default=None, help="suffix of the output file names")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--loss_type", default="BCE", choices=("BCE", "CE", "BPR"),
+                        help="default BCE (the reference's)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m recbole_basrec.benchmark",
+                                     description="Speed and accuracy benchmarks of BASRec.")
+    sub = parser.add_subparsers(dest="job", required=True)
+
+    speed = sub.add_parser("speed", help="training-step time and memory, plain vs BASRec")
+    speed.add_argument("--model", "--models", dest="models", nargs="+", default=["SASRec"], choices=MODELS)
+    speed.add_argument("--modes", nargs="+", default=["sequence", "prefix"], choices=("sequence", "prefix"))
+    speed.add_argument("--batch_size", type=int, default=256)
+    speed.add_argument("--max_len", type=int, default=50)
+    speed.add_argument("--n_pairs", type=int, default=2)
+    speed.add_argument("--n_whole_level", type=int, default=3)
+    speed.add_argument("--warmup", type=int, default=3)
+    speed.add_argument("--steps", type=int, default=20, help="timed batches (each timed plain and BASRec)")
+    speed.add_argument("--full_epochs", action="store_true", help="measure prefix-mode epochs too (slow)")
+    speed.add_argument("--similarity_repeats", type=int, default=3)
+    _data_args(speed)
+
+    acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
+    acc.add_argument("--model", default="SASRec", choices=MODELS)
+    acc.add_argument("--budget", default="reduced", choices=("reduced", "full"))
+    acc.add_argument("--stage1_epochs", type=int, default=None, help="override the budget's stage-1 epochs")
+    acc.add_argument("--stage2_epochs", type=int, default=None, help="override the budget's stage-2 epochs")
+    acc.add_argument("--checkpoint_dir", default=None, help="default: a fresh temporary folder")
+    _data_args(acc)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.
+    sys.argv = sys.argv[:1] if argv is None else sys.argv
+    import recbole_basrec  # noqa: F401  (registers the models)
+
+    try:
+        if args.job == "speed":
+            from recbole_basrec.benchmark.speed import run_speed
+
+            run_speed(
+                models=args.models, modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
+                max_len=args.max_len, n_pairs=args.n_pairs, n_whole_level=args.n_whole_level,
+                loss_type=args.loss_type, warmup=args.warmup, steps=args.steps, full_epochs=args.full_epochs,
+                similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
+                data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
+            )
+        else:
+            from recbole_basrec.benchmark.accuracy import budget_settings, run_accuracy
+
+            budget = args.budget
+            if args.stage1_epochs is not None or args.stage2_epochs is not None:
+                budget = budget_settings(args.budget, args.model)
+                if args.stage1_epochs is not None:
+                    budget["stage1_epochs"] = args.stage1_epochs
+                if args.stage2_epochs is not None:
+                    budget["stage2_epochs"] = args.stage2_epochs
+            run_accuracy(
+                model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
+                data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
+                checkpoint_dir=args.checkpoint_dir, tag=args.tag,
+            )
+    except common.DatasetMissing as error:
+        print(common.skip_message(args.job, error))
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Shared helpers of the benchmark jobs: data location, environment record, JSON and plots."""
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import sys
+
+#: Repository root (the folder holding ``recbole_basrec/``).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: Where the paper's data files live in this project layout: ``<repo>/../shared/data``.
+SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+#: Git-ignored cache of converted atomic files.
+DEFAULT_CACHE = os.path.join(REPO_ROOT, "dataset")
+DEFAULT_OUT = os.path.join(REPO_ROOT, "results")
+#: Reference-like model hyper-parameters (KingGugu/BASRec, Beauty), set explicitly.
+MODEL_PARAMS = {
+    "SASRec": {
+        "n_layers": 2,
+        "n_heads": 2,
+        "hidden_size": 64,
+        "inner_size": 256,
+        "hidden_dropout_prob": 0.2,
+        "attn_dropout_prob": 0.2,
+        "hidden_act": "gelu",
+        "initializer_range": 0.02,
+    },
+    "GRU4Rec": {"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3},
+    "FMLPRec": {
+        "n_layers": 2,
+        "hidden_size": 64,
+        "inner_size": 256,
+        "hidden_dropout_prob": 0.5,
+        "hidden_act": "gelu",
+        "initializer_range": 0.02,
+        "filter_causal": True,
+    },
+}
+
+#: Datasets RecBole ships (or downloads) itself: no conversion.
+RECBOLE_BUILTIN = ("ml-100k",)
+
+
+class DatasetMissing(Exception):
+    """The source data file of a benchmark is absent: the job is skipped, not failed."""
+
+
+def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=None):
+    """``(dataset_name, data_path)`` ready for RecBole.
+
+    * ``data_path`` given: the atomic files are already there (``data_path/NAME/NAME.inter``).
+    * a RecBole built-in (``ml-100k``): RecBole's own copy.
+    * otherwise the paper's text file (``data_file`` or ``<repo>/../shared/data/NAME.txt``) is
+      converted once into ``cache_dir`` (default ``<repo>/dataset``).
+
+    Raises:
+        DatasetMissing: the source file does not exist.
+    """
+    if data_path is not None:
+        inter = os.path.join(data_path, dataset, f"{dataset}.inter")
+        if not os.path.isfile(inter):
+            raise DatasetMissing(f"no atomic file {inter}")
+        return dataset, data_path
+    if dataset in RECBOLE_BUILTIN and data_file is None:
+        return dataset, os.path.join(REPO_ROOT, "dataset")
+    src = data_file or os.path.join(SHARED_DATA, f"{dataset}.txt")
+    if not os.path.isfile(src):
+        raise DatasetMissing(f"source file {src} not found")
+    cache_dir = cache_dir or DEFAULT_CACHE
+    inter = os.path.join(cache_dir, dataset, f"{dataset}.inter")
+    if not os.path.isfile(inter) or os.path.getmtime(inter) < os.path.getmtime(src):
+        from recbole_basrec.data.convert import convert
+
+        convert(src, cache_dir, name=dataset)
+    return dataset, cache_dir
+
+
+def skip_message(job, error):
+    return f"[benchmark {job}] skipped: {error} (pass --data_file PATH, or --dataset ml-100k)"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment():
+    """Hardware and software facts every record carries."""
+    import recbole
+    import torch
+
+    env = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "recbole": recbole.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        env["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return env
+
+
+def max_rss_mib():
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def median(values):
+    return float(statistics.median(values)) if values else None
+
+
+def rounded(value, digits=5):
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def write_json(record, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(rounded(record), f, indent=2, default=str)
+        f.write("\n")
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def quiet_config(extra=None):
+    """Overrides that keep RecBole silent and on the available device."""
+    import torch
+
+    cfg = {"show_progress": False, "state": "ERROR", "use_gpu": torch.cuda.is_available()}
+    cfg.update(extra or {})
+    return cfg

@@ -1,0 +1,97 @@
+"""The benchmark jobs on the tiny dataset: records, plots and the missing-data skip."""
+import json
+import os
+
+import pytest
+
+import recbole_basrec  # noqa: F401
+from recbole_basrec.benchmark import common
+from recbole_basrec.benchmark.__main__ import main
+from recbole_basrec.benchmark.accuracy import METRICS, run_accuracy
+from recbole_basrec.benchmark.speed import run_speed
+
+SMALL = {
+    "hidden_size": 16,
+    "inner_size": 32,
+    "n_layers": 1,
+    "n_heads": 1,
+    "embedding_size": 16,
+    "eval_batch_size": 64,
+}
+
+
+def _png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_speed_job_on_tiny(tiny_data_path, tmp_path):
+    out = tmp_path / "out"
+    record = run_speed(
+        models=["SASRec"], modes=["sequence", "prefix"], dataset="tiny", data_path=tiny_data_path,
+        batch_size=16, max_len=10, n_pairs=1, n_whole_level=1, warmup=1, steps=2, similarity_repeats=1,
+        out_dir=str(out), overrides=SMALL, log=lambda *_: None,
+    )
+    assert os.path.isfile(record["json_path"]) and _png(record["png_path"])
+    with open(record["json_path"]) as f:
+        saved = json.load(f)
+    for key in ("environment", "settings", "results", "similarity_build", "reference"):
+        assert key in saved
+    env = saved["environment"]
+    for key in ("date", "command", "torch", "recbole", "torch_threads", "cpu_model"):
+        assert key in env
+    assert [r["train_mode"] for r in saved["results"]] == ["sequence", "prefix"]
+    for r in saved["results"]:
+        assert r["step_ms"]["plain_median"] > 0 and r["step_ms"]["basrec_median"] > 0
+        assert r["ratio"] > 0 and r["ratio_floor"] == 3 and r["ratio_target"] == pytest.approx(3.15)
+        assert r["epoch"]["plain_s"] > 0 and r["epoch"]["basrec_s"] > 0
+        assert "plain" in r["memory"] and "basrec" in r["memory"]
+    assert saved["results"][0]["epoch"]["kind"].startswith("measured")
+    assert saved["results"][1]["epoch"]["kind"].startswith("estimate")
+    assert saved["similarity_build"]["median_s"] > 0
+
+
+def test_accuracy_job_on_tiny(tiny_data_path, tmp_path):
+    budget = {"stage1_epochs": 1, "stage1_eval_step": 1, "stage1_stopping_step": 2,
+              "stage2_epochs": 1, "stage2_eval_step": 1, "stage2_stopping_step": 2}
+    overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
+    record = run_accuracy(
+        model="SASRec", dataset="tiny", budget=budget, seed=0, data_path=tiny_data_path,
+        out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "saved"), overrides=overrides,
+        log=lambda *_: None,
+    )
+    assert os.path.isfile(record["json_path"]) and _png(record["png_path"])
+    with open(record["json_path"]) as f:
+        saved = json.load(f)
+    assert saved["budget"] == "custom" and saved["seed"] == 0
+    assert saved["hyper_parameters"]["hidden_dropout_prob"] == 0.2
+    for phase in ("stage1", "plain", "basrec"):
+        run = saved[phase]
+        assert set(METRICS) <= set(run["valid"]) and set(METRICS) <= set(run["test"])
+        assert len(run["curve"]) == 1 and "ndcg@10" in run["curve"][0]
+        assert run["wall_s"]["train_and_valid"] > 0
+    assert saved["plain"]["basrec"] is False and saved["basrec"]["basrec"] is True
+    assert set(saved["gain_basrec_over_plain"]["test"]) == set(METRICS)
+
+
+def test_missing_dataset_is_skipped(tmp_path, capsys):
+    missing = str(tmp_path / "nowhere" / "Beauty.txt")
+    for job in ("speed", "accuracy"):
+        assert main([job, "--data_file", missing, "--out", str(tmp_path / "out")]) == 0
+        out = capsys.readouterr().out
+        assert "skipped" in out and "not found" in out
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_cli_missing_dataset_exits_zero(tmp_path):
+    import subprocess
+    import sys
+
+    missing = str(tmp_path / "Beauty.txt")
+    proc = subprocess.run(
+        [sys.executable, "-m", "recbole_basrec.benchmark", "speed", "--data_file", missing],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=common.REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stdout

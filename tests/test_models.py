@@ -1,0 +1,122 @@
+"""BASRec models: stock equivalence, loss definitions, learning and leakage on tiny data."""
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.model.sequential_recommender import GRU4Rec, SASRec
+from recbole.utils import get_model, init_seed
+
+import recbole_basrec  # noqa: F401
+from recbole_basrec.data.similarity import load_or_build_top1
+from recbole_basrec.model import augmentation
+from recbole_basrec.quick_start.quick_start import build_config
+
+BACKBONES = ["SASRec", "GRU4Rec", "FMLPRec"]
+
+
+@pytest.fixture
+def make(tiny_config_dict):
+    def build(backbone, **overrides):
+        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
+        init_seed(0, True)
+        dataset = create_dataset(config)
+        train, valid, test = data_preparation(config, dataset)
+        init_seed(0, True)
+        model = get_model(config["model"])(config, train._dataset)
+        return config, model, train
+
+    return build
+
+
+@pytest.mark.parametrize("stock", [SASRec, GRU4Rec])
+def test_same_parameters_initialisation_and_plain_loss_as_the_stock_model(make, stock):
+    config, model, train = make(stock.__name__, basrec=False, train_mode="prefix")
+    init_seed(0, True)
+    reference = stock(config, train._dataset)
+    state, ref_state = model.state_dict(), reference.state_dict()
+    assert state.keys() == ref_state.keys()
+    assert all(torch.equal(state[k], ref_state[k]) for k in state)
+    model.eval(), reference.eval()
+    batch = next(iter(train))
+    assert torch.allclose(model.calculate_loss(batch), reference.calculate_loss(batch), atol=1e-6)
+    seq, length = batch["item_id_list"], batch["item_length"]
+    assert torch.allclose(model.forward(seq, length), reference.forward(seq, length), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", ["CE", "BCE", "BPR"])
+def test_csa_with_all_mixing_coefficients_one_is_the_plain_loss(make, monkeypatch, loss_type):
+    config, model, train = make("SASRec", loss_type=loss_type, n_whole_level=2, n_pairs=0)
+    model.eval()
+    batch = next(iter(train))
+    monkeypatch.setattr(augmentation, "sample_beta", lambda beta, shape, device: torch.ones(shape, device=device))
+    torch.manual_seed(1)  # same negatives in both calls
+    rec, ssa, csa = model.calculate_loss(batch)
+    assert ssa.item() == 0.0
+    # 2 rounds x (item-wise + feature-wise), each the plain loss when lambda = 1
+    assert torch.allclose(csa, 4 * rec, rtol=1e-5)
+
+
+def test_mixed_target_ce_is_soft_label_ce_for_scalar_lambda(make):
+    config, model, train = make("SASRec", loss_type="CE")
+    h = torch.randn(3, 1, config["hidden_size"])
+    targets = torch.tensor([[1], [2], [3]])
+    mask = torch.ones(3, 1, dtype=torch.bool)
+    emb = model.item_embedding(targets)
+    partner = model.item_embedding(targets.flip(0))
+    lam = torch.tensor([0.2, 0.5, 0.9]).view(3, 1, 1)
+    mixed = model._loss(h, lam * emb + (1 - lam) * partner, None, mask, mixed=True)
+    log_p = torch.log_softmax(h.squeeze(1) @ model.item_embedding.weight.t(), dim=-1)
+    soft = -(lam.flatten() * log_p[range(3), [1, 2, 3]] + (1 - lam.flatten()) * log_p[range(3), [3, 2, 1]]).mean()
+    assert torch.allclose(mixed, soft, atol=1e-5)
+
+
+def test_substitution_table_is_top1_of_the_training_sequences(make):
+    config, model, train = make("SASRec")
+    user_ptr, items = train._dataset.basrec_train_sequences
+    expected = load_or_build_top1(user_ptr, items, model.n_items, "ItemCF_IUF", seed=config["seed"])
+    assert torch.equal(model.substitute_table, expected)
+    assert "substitute_table" not in model.state_dict()
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("train_mode", ["sequence", "prefix"])
+def test_every_basrec_model_loss_decreases(make, backbone, train_mode):
+    config, model, train = make(backbone, train_mode=train_mode, n_pairs=1, n_whole_level=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    batches = [b for _, b in zip(range(4), train)]
+    losses = []
+    for _ in range(12):
+        total = 0.0
+        for batch in batches:
+            optimizer.zero_grad()
+            loss = sum(model.calculate_loss(batch))
+            assert torch.isfinite(loss)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        losses.append(total)
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def test_extreme_beta_never_gives_nan(make):
+    config, model, train = make("GRU4Rec", beta=0.01, loss_type="BCE")
+    for batch in train:
+        assert all(torch.isfinite(part) for part in model.calculate_loss(batch))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_sequence_outputs_never_see_later_items(make, backbone):
+    config, model, train = make(backbone)  # BASRecFMLPRec defaults to the causal filter
+    model.eval()
+    seq = torch.randint(1, model.n_items, (2, config["MAX_ITEM_LIST_LENGTH"]))
+    changed = seq.clone()
+    changed[:, 6:] = torch.randint(1, model.n_items, (2, seq.size(1) - 6))
+    out = model.sequence_output(seq, model.item_embedding(seq))
+    out_changed = model.sequence_output(changed, model.item_embedding(changed))
+    assert torch.allclose(out[:, :6], out_changed[:, :6], atol=1e-5)
+
+
+def test_a_filter_that_sees_the_future_is_refused_in_sequence_mode(make):
+    with pytest.raises(ValueError, match="leak.*filter_causal=True or train_mode=prefix"):
+        make("FMLPRec", filter_causal=False, train_mode="sequence")
+    config, model, train = make("FMLPRec", filter_causal=False, train_mode="prefix")
+    assert model.sees_future

@@ -1,0 +1,75 @@
+"""Two-stage schedule and weights-only checkpoints of BASRecTrainer."""
+import argparse
+
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import get_model, get_trainer, init_seed
+
+import recbole_basrec  # noqa: F401
+from recbole_basrec.quick_start import load_data_and_model, run_recbole_basrec
+from recbole_basrec.quick_start.quick_start import build_config
+from recbole_basrec.trainer import BASRecTrainer
+
+
+def _setup(config_dict, backbone="SASRec"):
+    config = build_config(backbone, "tiny", config_dict=config_dict)
+    init_seed(config["seed"], True)
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, model, trainer, (train, valid, test)
+
+
+def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
+    config, model, trainer, (train, valid, test) = _setup({**tiny_config_dict, "stage1_epochs": 2, "epochs": 2})
+    assert isinstance(trainer, BASRecTrainer)
+    seen = []
+    trainer.fit(train, valid, saved=True, callback_fn=lambda epoch, score: seen.append((epoch, model.augment)))
+    assert [h["stage"] for h in trainer.valid_history] == [1, 1, 2, 2]
+    assert seen == [(0, False), (1, False), (2, True), (3, True)]  # BASRec only in stage 2
+    stage1 = torch.load(trainer.saved_model_file.replace(".pth", "-stage1.pth"), weights_only=True)
+    assert stage1["stage"] == 1
+    final = torch.load(trainer.saved_model_file, weights_only=True)
+    assert final["stage"] == 2 and final["epoch"] in (2, 3)
+
+
+def test_pretrained_path_skips_stage1_and_starts_from_those_weights(tiny_config_dict, tmp_path):
+    first = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "basrec": False, "epochs": 1})
+    config, model, trainer, (train, valid, test) = _setup(
+        {**tiny_config_dict, "pretrained_path": first["saved_model_file"], "stage1_epochs": 5, "epochs": 0}
+    )
+    trainer.fit(train, valid, saved=False)
+    saved = torch.load(first["saved_model_file"], weights_only=True)["state_dict"]
+    assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
+    assert trainer.valid_history == []
+
+
+def test_checkpoints_are_weights_only_and_resume_works(tiny_config_dict):
+    result = run_recbole_basrec("GRU4Rec", "tiny", config_dict={**tiny_config_dict, "epochs": 2})
+    checkpoint = torch.load(result["saved_model_file"], weights_only=True)
+    assert checkpoint["config"]["model"] == "BASRecGRU4Rec"
+    assert isinstance(checkpoint["config"]["beta"], float)
+    config, model, trainer, (train, valid, test) = _setup({**tiny_config_dict, "epochs": 3}, "GRU4Rec")
+    trainer.resume_checkpoint(result["saved_model_file"])
+    assert trainer.start_epoch == checkpoint["epoch"] + 1
+    trainer.fit(train, valid, saved=True)
+    assert trainer.evaluate(test, load_best_model=True)["ndcg@10"] >= 0
+    # and the checkpoint rebuilds config, data and model
+    config, model, *_ = load_data_and_model(result["saved_model_file"], config_dict=tiny_config_dict)
+    assert config["model"] == "BASRecGRU4Rec"
+
+
+def test_pickled_checkpoints_are_refused_with_a_clear_message(tiny_config_dict, tmp_path):
+    path = tmp_path / "recbole-style.pth"
+    torch.save({"state_dict": {}, "config": argparse.Namespace(model="SASRec")}, path)  # like RecBole's pickled Config
+    config, model, trainer, (train, valid, test) = _setup(tiny_config_dict)
+    with pytest.raises(ValueError, match="cannot be loaded with weights_only=True"):
+        trainer.evaluate(test, model_file=str(path))
+
+
+def test_default_run_learns_on_the_tiny_dataset(tiny_config_dict):
+    untrained = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 0}, saved=False)
+    trained = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 12})
+    assert trained["test_result"]["ndcg@10"] > untrained["test_result"]["ndcg@10"] + 0.1
