@@ -8,6 +8,7 @@ from recbole.utils import get_model, init_seed
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.similarity import load_or_build_top1
 from recbole_basrec.model import augmentation
+from recbole_basrec.model.augmentation import mixup as aug_mix
 from recbole_basrec.quick_start.quick_start import build_config
 
 BACKBONES = ["SASRec", "GRU4Rec", "FMLPRec"]
@@ -57,16 +58,15 @@ def test_csa_with_all_mixing_coefficients_one_is_the_plain_loss(make, monkeypatc
 
 def test_mixed_target_ce_is_soft_label_ce_for_scalar_lambda(make):
     config, model, train = make("SASRec", loss_type="CE")
-    h = torch.randn(3, 1, config["hidden_size"])
-    targets = torch.tensor([[1], [2], [3]])
-    mask = torch.ones(3, 1, dtype=torch.bool)
-    emb = model.item_embedding(targets)
-    partner = model.item_embedding(targets.flip(0))
-    lam = torch.tensor([0.2, 0.5, 0.9]).view(3, 1, 1)
-    mixed = model._loss(h, lam * emb + (1 - lam) * partner, None, mask, mixed=True)
-    log_p = torch.log_softmax(h.squeeze(1) @ model.item_embedding.weight.t(), dim=-1)
-    soft = -(lam.flatten() * log_p[range(3), [1, 2, 3]] + (1 - lam.flatten()) * log_p[range(3), [3, 2, 1]]).mean()
-    assert torch.allclose(mixed, soft, atol=1e-5)
+    h = torch.randn(3, config["hidden_size"])
+    targets, partners = torch.tensor([1, 2, 3]), torch.tensor([3, 2, 1])
+    lam = torch.tensor([0.2, 0.5, 0.9]).view(3, 1)
+    mixed_target = aug_mix(model.item_embedding(targets), model.item_embedding(partners), lam)
+    log_p = torch.log_softmax(h @ model.item_embedding.weight.t(), dim=-1)
+    soft = -(lam.flatten() * log_p[range(3), targets] + (1 - lam.flatten()) * log_p[range(3), partners]).mean()
+    assert torch.allclose(model._loss(h, mixed_target), soft, atol=1e-5)
+    plain = torch.nn.functional.cross_entropy(h @ model.item_embedding.weight.t(), targets)
+    assert torch.allclose(model._loss(h, model.item_embedding(targets)), plain, atol=1e-5)
 
 
 def test_substitution_table_is_top1_of_the_training_sequences(make):

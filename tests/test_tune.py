@@ -90,7 +90,7 @@ def test_failing_trial_does_not_stop_search(tiny_config_dict, tmp_path):
         # nested, so Ray pickles it by value into the workers
         if config_dict["beta"] == 0.2:
             raise RuntimeError("broken trial beta=0.2")
-        assert saved is False and os.path.isabs(config_dict["data_path"])
+        assert saved is True and os.path.isabs(config_dict["data_path"])
         callback_fn(0, 0.1)
         callback_fn(1, 0.3)
         return {

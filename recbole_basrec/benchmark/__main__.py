@@ -1,5 +1,6 @@
 """``python -m recbole_basrec.benchmark {speed,accuracy} ...``: see ``--help`` of each job."""
 import argparse
+import shlex
 import sys
 
 from recbole_basrec.benchmark import common
@@ -52,6 +53,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    words = ["python", "-m", "recbole_basrec.benchmark"] + list(sys.argv[1:] if argv is None else argv)
+    common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.
     sys.argv = sys.argv[:1] if argv is None else sys.argv
     import recbole_basrec  # noqa: F401  (registers the models)

@@ -43,6 +43,10 @@ MODEL_PARAMS = {
 RECBOLE_BUILTIN = ("ml-100k",)
 
 
+#: The command line recorded in every JSON; ``__main__`` sets it before hiding ``sys.argv`` from RecBole.
+COMMAND = None
+
+
 class DatasetMissing(Exception):
     """The source data file of a benchmark is absent: the job is skipped, not failed."""
 
@@ -99,7 +103,7 @@ def environment():
 
     env = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "command": COMMAND or " ".join(shlex.quote(a) for a in sys.argv),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "recbole": recbole.__version__,

@@ -102,13 +102,18 @@ class BASRec:
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         targets, negatives, mask = self._targets(interaction, item_seq)
+        # Losses only ever touch the valid target slots: pick them once.
+        rows, cols = mask.nonzero(as_tuple=True)
         item_emb = self.item_embedding(item_seq)
         slots = self._slots(self.sequence_output(item_seq, item_emb), item_seq_len)
-        rec = self._loss(slots, targets, negatives, mask)
+        hidden = slots[rows, cols]
+        pos_emb = self.item_embedding(targets[rows, cols])
+        neg_emb = None if negatives is None else self.item_embedding(negatives[rows, cols])
+        rec = self._loss(hidden, pos_emb, neg_emb)
         if not (self.basrec and self.augment):
             return rec
-        ssa = self._ssa_loss(item_seq, item_seq_len, item_emb, targets, negatives, mask)
-        csa = self._csa_loss(slots, targets, negatives, mask)
+        ssa = self._ssa_loss(item_seq, item_seq_len, item_emb, (rows, cols), pos_emb, neg_emb)
+        csa = self._csa_loss(slots, targets, negatives, (rows, cols), pos_emb, neg_emb)
         return self.rec_weight * rec, self.aml_weight * ssa, self.wml_weight * csa
 
     def _targets(self, interaction, item_seq):
@@ -141,36 +146,31 @@ class BASRec:
         return negatives
 
     def _slots(self, output, item_seq_len):
-        """Encoder outputs at the target slots: the last real position, or every position."""
+        """Encoder outputs at the target slots ``(B, T, D)``: the last real position, or every position."""
         if self.train_mode == "prefix":
             return self.gather_indexes(output, item_seq_len - 1).unsqueeze(1)
         return output
 
-    def _loss(self, hidden, pos, neg, mask, weight=None, mixed=False):
-        """Recommendation loss averaged over valid slots.
-
-        ``pos``/``neg`` are item ids ``(B, T)`` or, when ``mixed``, target embeddings
-        ``(B, T, D)``. ``weight`` ``(B,)`` scales each sequence's terms.
-        """
-        h = hidden[mask]
-        pos_emb = pos[mask] if mixed else self.item_embedding(pos[mask])
-        pos_score = (h * pos_emb).sum(-1)
+    def _loss(self, hidden, pos_emb, neg_emb=None, weight=None):
+        """Mean recommendation loss of outputs ``hidden`` (..., M, D) against target (and negative)
+        embeddings, averaged over the M slots and summed over leading dims; ``weight`` (..., M)
+        scales each slot's term."""
+        pos_score = (hidden * pos_emb).sum(-1)
         if self.loss_type == "CE":
-            all_scores = h @ self.item_embedding.weight.t()
-            per_slot = torch.logsumexp(all_scores, dim=-1) - pos_score
+            per_slot = torch.logsumexp(hidden @ self.item_embedding.weight.t(), dim=-1) - pos_score
         else:
-            neg_emb = neg[mask] if mixed else self.item_embedding(neg[mask])
-            neg_score = (h * neg_emb).sum(-1)
+            neg_score = (hidden * neg_emb).sum(-1)
             if self.loss_type == "BPR":
                 per_slot = -torch.log(1e-10 + torch.sigmoid(pos_score - neg_score))
             else:  # BCE, as the reference code
                 per_slot = -F.logsigmoid(pos_score) - F.logsigmoid(-neg_score)
         if weight is not None:
-            per_slot = per_slot * weight.unsqueeze(1).expand_as(mask)[mask]
-        return per_slot.sum() / mask.sum().clamp(min=1)
+            per_slot = per_slot * weight
+        return per_slot.sum() / max(per_slot.size(-1), 1)
 
-    def _ssa_loss(self, item_seq, item_seq_len, item_emb, targets, negatives, mask):
-        """Single-sequence augmentation: all ``2 * n_pairs`` views in one encoder pass."""
+    def _ssa_loss(self, item_seq, item_seq_len, item_emb, valid, pos_emb, neg_emb):
+        """Single-sequence augmentation: all ``2 * n_pairs`` views in one encoder pass, each
+        view's loss against the original targets, weighted per sequence; views' losses summed."""
         n_views = 2 * self.n_pairs
         if n_views == 0:
             return item_emb.new_zeros(())
@@ -180,29 +180,27 @@ class BASRec:
         )
         lam = aug.sample_beta(self.beta, (n_views * batch,), item_seq.device)
         fused = aug.mixup(item_emb.repeat(n_views, 1, 1), self.item_embedding(views), lam.view(-1, 1, 1))
-        lengths = item_seq_len.repeat(n_views)
-        slots = self._slots(self.sequence_output(item_seq.repeat(n_views, 1), fused), lengths)
-        weight = aug.adaptive_weights(lam.view(n_views, batch), rates.view(n_views, batch)).view(-1)
-        repeat = lambda x: None if x is None else x.repeat(n_views, 1)
-        # Each view's loss is a mean over its own slots; the views' losses are summed.
-        return n_views * self._loss(slots, repeat(targets), repeat(negatives), repeat(mask), weight)
+        output = self.sequence_output(item_seq.repeat(n_views, 1), fused)
+        slots = self._slots(output, item_seq_len.repeat(n_views)).view(n_views, batch, -1, output.size(-1))
+        rows, cols = valid
+        weight = aug.adaptive_weights(lam.view(n_views, batch), rates.view(n_views, batch))
+        return self._loss(slots[:, rows, cols], pos_emb, neg_emb, weight[:, rows])
 
-    def _csa_loss(self, slots, targets, negatives, mask):
-        """Cross-sequence augmentation on the un-augmented outputs, all rounds in one batch."""
+    def _csa_loss(self, slots, targets, negatives, valid, pos_emb, neg_emb):
+        """Cross-sequence augmentation on the un-augmented outputs: ``n_whole_level`` rounds of
+        item-wise and of feature-wise mixup with a random partner sequence, all in one batch.
+        Only the original sequence's valid slots are mixed (the target mask of the mix)."""
         rounds = self.n_whole_level
         if rounds == 0:
             return slots.new_zeros(())
-        batch, n_slots, dim = slots.shape
+        rows, cols = valid
+        batch, n_valid, dim = slots.size(0), rows.numel(), slots.size(-1)
         device = slots.device
-        item_wise = aug.sample_beta(self.beta, (rounds, batch, n_slots, 1), device).expand(-1, -1, -1, dim)
-        feature_wise = aug.sample_beta(self.beta, (rounds, batch, 1, dim), device).expand(-1, -1, n_slots, -1)
-        lam = torch.cat([item_wise, feature_wise])  # (2 * rounds, B, T, D)
-        perm = torch.rand(2 * rounds, batch, device=device).argsort(dim=1)
-
-        def mixed(x):  # x: (B, T, D) -> (2 * rounds * B, T, D)
-            return aug.mixup(x.unsqueeze(0), x[perm], lam).flatten(0, 1)
-
-        pos = mixed(self.item_embedding(targets))
-        neg = None if negatives is None else mixed(self.item_embedding(negatives))
-        big_mask = mask.repeat(2 * rounds, 1)
-        return 2 * rounds * self._loss(mixed(slots), pos, neg, big_mask, mixed=True)
+        item_wise = aug.sample_beta(self.beta, (rounds, n_valid, 1), device).expand(-1, -1, dim)
+        feature_wise = aug.sample_beta(self.beta, (rounds, batch, dim), device)[:, rows]
+        lam = torch.cat([item_wise, feature_wise])  # (2 * rounds, M, D)
+        partner = torch.rand(2 * rounds, batch, device=device).argsort(dim=1)[:, rows]  # (2 * rounds, M)
+        hidden = aug.mixup(slots[rows, cols], slots[partner, cols], lam)
+        pos = aug.mixup(pos_emb, self.item_embedding(targets[partner, cols]), lam)
+        neg = None if negatives is None else aug.mixup(neg_emb, self.item_embedding(negatives[partner, cols]), lam)
+        return self._loss(hidden, pos, neg)

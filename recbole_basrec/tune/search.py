@@ -111,7 +111,8 @@ def _make_trainable(model, dataset, config_file_list, config_dict, run_fn, cpus,
         def callback(epoch_idx, valid_score):
             session.report({"valid_score": float(valid_score), "epoch": int(epoch_idx)})
 
-        result = fn(model, dataset, config_file_list, config_dict=trial_dict, saved=False, callback_fn=callback)
+        # saved=True: the test result is the best-validation checkpoint's, as the runner reports it.
+        result = fn(model, dataset, config_file_list, config_dict=trial_dict, saved=True, callback_fn=callback)
         best = float(result["best_valid_score"])
         final = {"valid_score": best, "best_valid_score": best, "finished": True}
         final.update(_flatten("valid", result.get("best_valid_result")))
