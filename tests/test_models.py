@@ -120,3 +120,16 @@ def test_a_filter_that_sees_the_future_is_refused_in_sequence_mode(make):
         make("FMLPRec", filter_causal=False, train_mode="sequence")
     config, model, train = make("FMLPRec", filter_causal=False, train_mode="prefix")
     assert model.sees_future
+
+
+@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec"])
+def test_length_grouped_encoding_equals_the_full_pass_at_real_positions(make, backbone):
+    config, model, train = make(backbone, MAX_ITEM_LIST_LENGTH=16)
+    model.eval()
+    lengths = torch.tensor([1, 2, 3, 5, 8, 9, 16, 4])
+    seq = torch.randint(1, model.n_items, (8, 16)) * (torch.arange(16) < lengths.unsqueeze(1))
+    emb = model.item_embedding(seq)
+    full = model.sequence_output(seq, emb)
+    grouped = model._encode(seq, emb, lengths)
+    real = torch.arange(16) < lengths.unsqueeze(1)
+    assert torch.allclose(grouped[real], full[real], atol=1e-5)

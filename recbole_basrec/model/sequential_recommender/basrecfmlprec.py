@@ -14,3 +14,6 @@ class BASRecFMLPRec(BASRec, FMLPRec):
     r"""FMLP-Rec trained with BASRec. ``FMLPRec.sequence_output`` is the adapter; its filter must be
     causal (``filter_causal: True``) for ``train_mode: sequence``."""
 
+    # The filter is defined over all max_seq_length positions.
+    trims_padding = False
+
