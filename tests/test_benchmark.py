@@ -46,6 +46,7 @@ def test_speed_job_on_tiny(tiny_data_path, tmp_path):
         assert r["ratio"] > 0 and r["ratio_floor"] == 3 and r["ratio_target"] == pytest.approx(3.15)
         assert r["epoch"]["plain_s"] > 0 and r["epoch"]["basrec_s"] > 0
         assert "plain" in r["memory"] and "basrec" in r["memory"]
+        assert r["memory"]["basrec"].get("rss_peak_mib", 1) > 0
     assert saved["results"][0]["epoch"]["kind"].startswith("measured")
     assert saved["results"][1]["epoch"]["kind"].startswith("estimate")
     assert saved["similarity_build"]["median_s"] > 0

@@ -30,6 +30,27 @@ def tiny_src(tmp_path):
     return write_src(tmp_path / "tiny.txt", text)
 
 
+
+def _stock_sasrec_config(dataset, data_path, tmp_path):
+    """Stock RecBole SASRec with the paper's leave-one-out split on converted data."""
+    from recbole.config import Config
+
+    return Config(
+        model="SASRec",
+        dataset=dataset,
+        config_dict={
+            "data_path": data_path,
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+            "train_neg_sample_args": None,
+            "MAX_ITEM_LIST_LENGTH": 50,
+            "loss_type": "CE",
+            "state": "ERROR",
+            "use_gpu": False,
+            "checkpoint_dir": str(tmp_path / "saved"),
+        },
+    )
+
 def test_exact_inter_content(tmp_path, capsys):
     src = write_src(tmp_path / "Toy.txt", "1 5 6 7\n2 7 9 5 5\n")
     stats = convert(src, str(tmp_path / "out"))
@@ -58,25 +79,10 @@ def test_name_option_blank_lines_and_header(tmp_path):
 
 
 def test_recbole_split_matches_reference(tiny_src, tmp_path):
-    from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
 
     convert(tiny_src, str(tmp_path / "data"))
-    config = Config(
-        model="SASRec",
-        dataset="tiny",
-        config_dict={
-            "data_path": str(tmp_path / "data"),
-            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
-            "train_neg_sample_args": None,
-            "MAX_ITEM_LIST_LENGTH": 50,
-            "loss_type": "CE",
-            "state": "ERROR",
-            "use_gpu": False,
-            "checkpoint_dir": str(tmp_path / "saved"),
-        },
-    )
+    config = _stock_sasrec_config("tiny", str(tmp_path / "data"), tmp_path)
     dataset = create_dataset(config)
     assert dataset.user_num - 1 == len(TINY_LINES)
     assert dataset.inter_num == sum(len(s) for s in TINY_LINES.values())
@@ -155,26 +161,11 @@ def test_cli_module_entry_point(tmp_path):
 def test_beauty(tmp_path):
     if not os.path.isfile(BEAUTY):
         pytest.skip(f"reference data not available: {os.path.normpath(BEAUTY)}")
-    from recbole.config import Config
     from recbole.data import create_dataset
 
     stats = convert(BEAUTY, str(tmp_path))
     assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)
-    config = Config(
-        model="SASRec",
-        dataset="Beauty",
-        config_dict={
-            "data_path": str(tmp_path),
-            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
-            "train_neg_sample_args": None,
-            "MAX_ITEM_LIST_LENGTH": 50,
-            "loss_type": "CE",
-            "state": "ERROR",
-            "use_gpu": False,
-            "checkpoint_dir": str(tmp_path / "saved"),
-        },
-    )
+    config = _stock_sasrec_config("Beauty", str(tmp_path), tmp_path)
     dataset = create_dataset(config)  # dataset only: data_preparation on Beauty is too slow for CI
     assert dataset.user_num - 1 == 22363
     assert dataset.item_num - 1 == 12101

@@ -27,7 +27,7 @@ def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
     assert isinstance(trainer, BASRecTrainer)
     seen = []
     trainer.fit(train, valid, saved=True, callback_fn=lambda epoch, score: seen.append((epoch, model.augment)))
-    assert [h["stage"] for h in trainer.valid_history] == [1, 1, 2, 2]
+    assert [(h["stage"], h["epoch"]) for h in trainer.valid_history] == [(1, 0), (1, 1), (2, 2), (2, 3)]
     assert seen == [(0, False), (1, False), (2, True), (3, True)]  # BASRec only in stage 2
     stage1 = torch.load(trainer.saved_model_file.replace(".pth", "-stage1.pth"), weights_only=True)
     assert stage1["stage"] == 1

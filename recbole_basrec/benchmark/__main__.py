@@ -38,6 +38,9 @@ def build_parser():
     speed.add_argument("--warmup", type=int, default=3)
     speed.add_argument("--steps", type=int, default=20, help="timed batches (each timed plain and BASRec)")
     speed.add_argument("--full_epochs", action="store_true", help="measure prefix-mode epochs too (slow)")
+    speed.add_argument("--no_epochs", action="store_true",
+                       help="estimate every epoch from the median step time (no full epoch is run)")
+    speed.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     speed.add_argument("--similarity_repeats", type=int, default=3)
     _data_args(speed)
 
@@ -67,6 +70,7 @@ def main(argv=None):
                 models=args.models, modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
                 max_len=args.max_len, n_pairs=args.n_pairs, n_whole_level=args.n_whole_level,
                 loss_type=args.loss_type, warmup=args.warmup, steps=args.steps, full_epochs=args.full_epochs,
+                measure_epochs=not args.no_epochs, threads=args.threads,
                 similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
             )
@@ -87,7 +91,9 @@ def main(argv=None):
             )
     except common.DatasetMissing as error:
         print(common.skip_message(args.job, error))
-        return 0
+    finally:
+        if argv is not None:  # called as a function (tests): leave no trace in later records
+            common.COMMAND = None
     return 0
 
 

@@ -48,23 +48,71 @@ def _timed_step(model, optimizer, batch):
     return time.perf_counter() - t0
 
 
+class _RssSampler:
+    """Peak of the process's *current* RSS while active (a thread polls /proc/self/statm).
+
+    Unlike ``ru_maxrss`` (monotone over the process's life) this gives a per-variant peak
+    whatever ran before; ``baseline_mib`` is the RSS when sampling started.
+    """
+
+    def __init__(self, interval=0.002):
+        import threading
+
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _rss(self):
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.baseline = self.peak = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
 def _memory(model, optimizer, batches, augment):
-    """Peak memory of a few steps: CUDA peak allocation, or the process's max RSS on CPU."""
+    """Peak memory of a few steps: CUDA peak allocation, or peak current RSS on CPU."""
+    import gc
+
     import torch
 
     model.augment = augment
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
         for batch in batches:
             _step(model, optimizer, batch)
         torch.cuda.synchronize()
-        return {"cuda_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20}
+        peak = torch.cuda.max_memory_allocated()
+        return {"cuda_max_allocated_mib": peak / 2**20, "cuda_peak_over_baseline_mib": (peak - base) / 2**20}
+    gc.collect()
     before = common.max_rss_mib()
-    for batch in batches:
-        _step(model, optimizer, batch)
+    if os.path.isfile("/proc/self/statm"):
+        with _RssSampler() as sampler:
+            for batch in batches:
+                _step(model, optimizer, batch)
+        out = {"rss_baseline_mib": sampler.baseline / 2**20, "rss_peak_mib": sampler.peak / 2**20,
+               "rss_peak_over_baseline_mib": (sampler.peak - sampler.baseline) / 2**20}
+    else:
+        out = {}
+        for batch in batches:
+            _step(model, optimizer, batch)
     after = common.max_rss_mib()
-    return {"max_rss_before_mib": before, "max_rss_after_mib": after, "max_rss_delta_mib": after - before}
+    out.update({"max_rss_before_mib": before, "max_rss_after_mib": after})
+    return out
 
 
 def _epoch(model, optimizer, train_data, augment, device):
@@ -128,6 +176,7 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     n_needed = settings["warmup"] + settings["steps"]
     batches = []
     for batch in train_data:
@@ -157,7 +206,8 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
     paired = common.median([b / p for p, b in zip(plain, basrec)])
 
     epochs = {"batches_per_epoch": n_batches, "samples_per_epoch": len(train_data._dataset)}
-    if train_mode == "sequence" or settings["full_epochs"]:
+    measured = settings.get("measure_epochs", True) and (train_mode == "sequence" or settings["full_epochs"])
+    if measured:
         epochs["plain_s"] = _epoch(model, optimizer, train_data, False, device)
         epochs["basrec_s"] = _epoch(model, optimizer, train_data, True, device)
         epochs["kind"] = "measured (1 full epoch each, data loading included)"
@@ -182,6 +232,10 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
         "epoch": epochs,
         "memory": memory,
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        # Other processes on the CPU inflate small-op steps far more than big ones (thread
+        # barriers), which pushes the ratio towards the op-count ratio: compare runs by load.
+        "load_average_1min": {"before": load_before,
+                              "after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
         "data_load_s": data_s,
     }
     log(f"[speed] {model_name}/{train_mode}: step plain {plain_ms:.1f} ms, BASRec {basrec_ms:.1f} ms, "
@@ -205,6 +259,8 @@ def run_speed(
     warmup=3,
     steps=20,
     full_epochs=False,
+    measure_epochs=True,
+    threads=None,
     similarity_repeats=3,
     seed=2020,
     data_file=None,
@@ -224,23 +280,42 @@ def run_speed(
 
     dataset_name, data_root = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     out_dir = out_dir or common.DEFAULT_OUT
+    if threads:
+        torch.set_num_threads(threads)
     settings = {
         "batch_size": batch_size, "max_len": max_len, "n_pairs": n_pairs, "n_whole_level": n_whole_level,
-        "loss_type": loss_type, "warmup": warmup, "steps": steps, "full_epochs": full_epochs, "seed": seed,
+        "loss_type": loss_type, "warmup": warmup, "steps": steps, "full_epochs": full_epochs,
+        "measure_epochs": measure_epochs, "seed": seed,
         "checkpoint_dir": tempfile.mkdtemp(prefix="basrec-speed-"), "overrides": overrides,
     }
-    results, sim_input = [], None
+    device = "gpu" if torch.cuda.is_available() else "cpu"
+    stem = f"speed-{dataset_name.lower()}-{device}" + (f"-{tag}" if tag else "")
+    os.makedirs(out_dir, exist_ok=True)
+    results, sim_input, similarity = [], None, None
     for model_name in models:
         for mode in modes:
             record, sim_input = measure(model_name, mode, dataset_name, data_root, settings, log)
             results.append(record)
-    similarity = None
+            # A partial record after every measurement: a killed run keeps what it measured.
+            partial = _record(dataset_name, settings, results, similarity)
+            partial["complete"] = False
+            common.write_json(partial, os.path.join(out_dir, stem + ".json"))
     if sim_input is not None and similarity_repeats > 0:
         (user_ptr, items), n_items = sim_input
         similarity = similarity_build_time(user_ptr, items, n_items, seed=seed, repeats=similarity_repeats)
         log(f"[speed] ItemCF_IUF top-1 table: {similarity['median_s']:.2f}s (median of {similarity_repeats})")
-    device = "gpu" if torch.cuda.is_available() else "cpu"
-    record = {
+    record = _record(dataset_name, settings, results, similarity)
+    record["complete"] = True
+    record["json_path"] = os.path.join(out_dir, stem + ".json")
+    record["png_path"] = os.path.join(out_dir, stem + ".png")
+    plot_speed(record, record["png_path"])
+    common.write_json(record, record["json_path"])
+    log(f"[speed] wrote {record['json_path']} and {record['png_path']}")
+    return record
+
+
+def _record(dataset_name, settings, results, similarity):
+    return {
         "job": "speed",
         "dataset": dataset_name,
         "environment": common.environment(),
@@ -253,14 +328,6 @@ def run_speed(
         "similarity_build": similarity,
         "reference": REFERENCE,
     }
-    stem = f"speed-{dataset_name.lower()}-{device}" + (f"-{tag}" if tag else "")
-    os.makedirs(out_dir, exist_ok=True)
-    record["json_path"] = os.path.join(out_dir, stem + ".json")
-    record["png_path"] = os.path.join(out_dir, stem + ".png")
-    plot_speed(record, record["png_path"])
-    common.write_json(record, record["json_path"])
-    log(f"[speed] wrote {record['json_path']} and {record['png_path']}")
-    return record
 
 
 def plot_speed(record, path):

@@ -148,9 +148,13 @@ class BASRecTrainer(Trainer):
         self.best_valid_result = None
         self.optimizer = self._build_optimizer()
 
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self._epoch = epoch_idx  # for the validation history (fit validates after training)
+        return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+
     def _valid_epoch(self, valid_data, show_progress=False):
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
-        self.valid_history.append({"stage": self.stage, "epoch": len(self.valid_history), **valid_result})
+        self.valid_history.append({"stage": self.stage, "epoch": getattr(self, "_epoch", -1), **valid_result})
         return valid_score, valid_result
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
