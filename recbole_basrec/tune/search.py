@@ -20,6 +20,7 @@ import time
 import yaml
 from ray.tune import Callback
 
+from recbole_basrec.config import load_yaml
 from recbole_basrec.tune.search_space import describe, parse_search_space
 
 #: Trial status in our table: Ray's TERMINATED splits into FINISHED (ran to the end) and
@@ -64,8 +65,7 @@ def _read_settings(config_file_list, config_dict):
     settings = {}
     for path in config_file_list:
         try:
-            with open(path, encoding="utf-8") as f:
-                loaded = yaml.safe_load(f) or {}
+            loaded = load_yaml(path)  # RecBole's reading rules (e.g. 1e-12 is a float)
         except yaml.YAMLError as e:
             raise ValueError(f"Config file '{path}' is not valid YAML ({e}); fix the file.") from None
         if not isinstance(loaded, dict):
