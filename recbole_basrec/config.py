@@ -28,6 +28,9 @@ TRAIN_MODES = ("prefix", "sequence")
 SEQUENCE_WINDOWS = ("all", "last")
 SIMILARITY_MODELS = ("ItemCF_IUF", "ItemCF", "Random")
 LOSS_TYPES = ("CE", "BPR", "BCE")
+ALIGNS = ("recent", "first")
+SSA_WEIGHTINGS = ("batch", "sequence")
+SIMILARITY_SOURCES = ("inputs", "train")
 
 
 def properties_dir():
@@ -77,10 +80,22 @@ def default_config_files(model_name, dataset=None):
     own = os.path.join(props, "model", f"{model_name}.yaml")
     if model_name != backbone and os.path.isfile(own):
         files.append(own)
+    preset = preset_file(backbone, dataset)
+    if preset:
+        files.append(preset)
     data_file = os.path.join(props, "dataset", f"{dataset}.yaml")
     if dataset and os.path.isfile(data_file):
         files.append(data_file)
     return files
+
+
+def preset_file(backbone, dataset):
+    """The authors' published settings for ``backbone`` on ``dataset``, if we ship them
+    (``properties/preset/<backbone>-<dataset>.yaml``), else None."""
+    if not dataset:
+        return None
+    path = os.path.join(properties_dir(), "preset", f"{backbone}-{dataset}.yaml")
+    return path if os.path.isfile(path) else None
 
 
 def _yaml_loader():
@@ -160,11 +175,18 @@ def _set_sampling(config):
 
 def validate_config(config):
     """Fail at start-up, with the fix in the message, on values BASRec cannot train with."""
-    if config["model"] not in BASREC_MODELS:
-        return
 
     def fail(message):
         raise ValueError(f"Invalid BASRec config: {message}")
+
+    for key in ("eval_mask_history",):
+        if not isinstance(config[key], bool):
+            fail(f"{key} must be True or False, got {config[key]!r}.")
+    if isinstance(config["valid_start_epoch"], bool) or not isinstance(config["valid_start_epoch"], int) \
+            or config["valid_start_epoch"] < 0:
+        fail(f"valid_start_epoch must be an integer >= 0, got {config['valid_start_epoch']!r}.")
+    if config["model"] not in BASREC_MODELS:
+        return
 
     def integer(key, low=0):
         value = config[key]
@@ -196,11 +218,17 @@ def validate_config(config):
         fail(f"train_mode must be one of {', '.join(TRAIN_MODES)}, got {config['train_mode']!r}.")
     if config["sequence_windows"] not in SEQUENCE_WINDOWS:
         fail(f"sequence_windows must be one of {', '.join(SEQUENCE_WINDOWS)}, got {config['sequence_windows']!r}.")
+    for key, choices in (("align", ALIGNS), ("ssa_weighting", SSA_WEIGHTINGS),
+                         ("similarity_source", SIMILARITY_SOURCES)):
+        if config[key] not in choices:
+            fail(f"{key} must be one of {', '.join(choices)}, got {config[key]!r}.")
+    if not isinstance(config["reorder_keep_last"], bool):
+        fail(f"reorder_keep_last must be True or False, got {config['reorder_keep_last']!r}.")
     if config["similarity_model"] not in SIMILARITY_MODELS:
         fail(f"similarity_model must be one of {', '.join(SIMILARITY_MODELS)}, got {config['similarity_model']!r}.")
     path = config["pretrained_path"]
     if path is not None and not os.path.isfile(str(path)):
-        fail(f"pretrained_path '{path}' does not exist; point it at a stage-1 checkpoint (.pth).")
+        fail(f"pretrained_path '{path}' does not exist; point it at a stage-1 checkpoint (ours or the authors').")
     if config["MAX_ITEM_LIST_LENGTH"] < 2:
         fail("MAX_ITEM_LIST_LENGTH must be >= 2.")
 

@@ -49,7 +49,7 @@ def built(tiny_data_path, tmp_path):
 
 
 def test_sequence_mode_targets_are_the_training_part_of_each_user(built, tiny_data_path):
-    config, dataset, (train, valid, test) = built(train_mode="sequence", MAX_ITEM_LIST_LENGTH=5)
+    config, dataset, (train, valid, test) = built(train_mode="sequence", sequence_windows="all", MAX_ITEM_LIST_LENGTH=5)
     feat = train._dataset.inter_feat
     raw = _raw_sequences(tiny_data_path)
     by_user = {}

@@ -6,6 +6,7 @@ from recbole.model.sequential_recommender import GRU4Rec, SASRec
 from recbole.utils import get_model, init_seed
 
 import recbole_basrec  # noqa: F401
+from recbole_basrec.data.dataset import drop_last_items
 from recbole_basrec.data.similarity import load_or_build_top1
 from recbole_basrec.model import augmentation
 from recbole_basrec.model.augmentation import mixup as aug_mix
@@ -30,7 +31,8 @@ def make(tiny_config_dict):
 
 @pytest.mark.parametrize("stock", [SASRec, GRU4Rec])
 def test_same_parameters_initialisation_and_plain_loss_as_the_stock_model(make, stock):
-    config, model, train = make(stock.__name__, basrec=False, train_mode="prefix")
+    # align: first is RecBole's layout, so inference must be stock's exactly.
+    config, model, train = make(stock.__name__, basrec=False, train_mode="prefix", align="first")
     init_seed(0, True)
     reference = stock(config, train._dataset)
     state, ref_state = model.state_dict(), reference.state_dict()
@@ -69,9 +71,12 @@ def test_mixed_target_ce_is_soft_label_ce_for_scalar_lambda(make):
     assert torch.allclose(model._loss(h, model.item_embedding(targets)), plain, atol=1e-5)
 
 
-def test_substitution_table_is_top1_of_the_training_sequences(make):
-    config, model, train = make("SASRec")
+@pytest.mark.parametrize("source", ["inputs", "train"])
+def test_substitution_table_is_top1_of_the_training_sequences(make, source):
+    config, model, train = make("SASRec", similarity_source=source)
     user_ptr, items = train._dataset.basrec_train_sequences
+    if source == "inputs":  # the authors' items[:-3]: training items without each user's last
+        user_ptr, items = drop_last_items(user_ptr, items)
     expected = load_or_build_top1(user_ptr, items, model.n_items, "ItemCF_IUF", seed=config["seed"])
     assert torch.equal(model.substitute_table, expected)
     assert "substitute_table" not in model.state_dict()
@@ -122,14 +127,21 @@ def test_a_filter_that_sees_the_future_is_refused_in_sequence_mode(make):
     assert model.sees_future
 
 
-@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec"])
-def test_length_grouped_encoding_equals_the_full_pass_at_real_positions(make, backbone):
-    config, model, train = make(backbone, MAX_ITEM_LIST_LENGTH=16)
+@pytest.mark.parametrize("backbone, align", [("SASRec", "recent"), ("SASRec", "first"), ("GRU4Rec", "first")])
+def test_length_grouped_encoding_equals_the_full_pass_at_real_positions(make, backbone, align):
+    config, model, train = make(backbone, MAX_ITEM_LIST_LENGTH=16, align=align)
     model.eval()
+    assert model.trims_padding
     lengths = torch.tensor([1, 2, 3, 5, 8, 9, 16, 4])
     seq = torch.randint(1, model.n_items, (8, 16)) * (torch.arange(16) < lengths.unsqueeze(1))
+    seq = model._layout(seq, lengths)
     emb = model.item_embedding(seq)
     full = model.sequence_output(seq, emb)
     grouped = model._encode(seq, emb, lengths)
-    real = torch.arange(16) < lengths.unsqueeze(1)
+    real = seq > 0
     assert torch.allclose(grouped[real], full[real], atol=1e-5)
+
+
+def test_gru4rec_reading_left_padding_is_never_trimmed(make):
+    config, model, train = make("GRU4Rec", align="recent")
+    assert not model.trims_padding

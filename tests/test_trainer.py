@@ -40,10 +40,13 @@ def test_pretrained_path_skips_stage1_and_starts_from_those_weights(tiny_config_
     config, model, trainer, (train, valid, test) = _setup(
         {**tiny_config_dict, "pretrained_path": first["saved_model_file"], "stage1_epochs": 5, "epochs": 0}
     )
-    trainer.fit(train, valid, saved=False)
+    best_score, best_result = trainer.fit(train, valid, saved=False)
     saved = torch.load(first["saved_model_file"], weights_only=True)["state_dict"]
     assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)
-    assert trainer.valid_history == []
+    # epochs=0: no training, the loaded weights are validated once (and are what testing sees)
+    assert [(h["stage"], h["epoch"]) for h in trainer.valid_history] == [(2, -1)]
+    assert best_result == trainer.evaluate(valid, load_best_model=False)
+    assert first["best_valid_result"] == best_result
 
 
 def test_checkpoints_are_weights_only_and_resume_works(tiny_config_dict):

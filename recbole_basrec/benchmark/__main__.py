@@ -46,10 +46,14 @@ def build_parser():
 
     acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
     acc.add_argument("--model", default="SASRec", choices=MODELS)
-    acc.add_argument("--budget", default="reduced", choices=("reduced", "full"))
+    acc.add_argument("--budget", default="reduced", choices=("reduced", "full", "published"),
+                     help="published: the authors' stage-2 schedule and settings from properties/preset/")
+    acc.add_argument("--from_reference", action="store_true",
+                     help="stage 1 = the authors' checkpoint <repo>/../shared/data/reference/<model>-<dataset>-stage1.pt")
     acc.add_argument("--stage1_epochs", type=int, default=None, help="override the budget's stage-1 epochs")
     acc.add_argument("--stage2_epochs", type=int, default=None, help="override the budget's stage-2 epochs")
-    acc.add_argument("--checkpoint_dir", default=None, help="default: a fresh temporary folder")
+    acc.add_argument("--checkpoint_dir", default=None,
+                     help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
     return parser
 
@@ -79,7 +83,7 @@ def main(argv=None):
 
             budget = args.budget
             if args.stage1_epochs is not None or args.stage2_epochs is not None:
-                budget = budget_settings(args.budget, args.model)
+                budget = dict(budget_settings(args.budget, args.model), name=args.budget)
                 if args.stage1_epochs is not None:
                     budget["stage1_epochs"] = args.stage1_epochs
                 if args.stage2_epochs is not None:
@@ -87,7 +91,7 @@ def main(argv=None):
             run_accuracy(
                 model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
                 data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
-                checkpoint_dir=args.checkpoint_dir, tag=args.tag,
+                checkpoint_dir=args.checkpoint_dir, tag=args.tag, from_reference=args.from_reference,
             )
     except common.DatasetMissing as error:
         print(common.skip_message(args.job, error))

@@ -2,18 +2,23 @@
 
 Protocol (one process, one data split, one seed):
 
-1. **stage 1**: the plain backbone (``basrec: False``) is trained, early-stopped on validation
-   NDCG@10, and its best checkpoint saved;
+1. **stage 1**: the plain backbone (``basrec: False``) is trained, early-stopped on validation,
+   and its best checkpoint saved; with ``from_reference`` the authors' own stage-1 checkpoint
+   (``../shared/data/reference/<model>-<dataset>-stage1.pt``) is evaluated instead;
 2. from that same checkpoint, with the same seed and the same epoch budget and patience:
    (a) **plain**: plain training continued (``basrec: False``, ``pretrained_path``);
    (b) **basrec**: BASRec stage 2 (``basrec: True``, ``pretrained_path``).
 
-Early stopping and model selection use validation NDCG@10 only; each run's best-validation
-checkpoint is then tested once. Reported: HR/NDCG@{5,10,20} on valid and test for stage 1, (a)
-and (b), the relative gain of (b) over (a), the validation NDCG@10 curves and phase wall times.
+Model selection uses validation only; each run's best-validation checkpoint is then tested
+once, history masked (``eval_mask_history``). Budget ``published`` is the authors' schedule
+from ``properties/preset/`` (stage 2: up to 200 epochs, validated from epoch 101, NDCG@20,
+patience 20) with their model and BASRec settings. Reported: HR/NDCG@{5,10,20} on valid and
+test for stage 1, (a) and (b), the relative gain of (b) over (a), the validation curves and
+phase wall times. Every epoch prints one progress line; a run interrupted between phases
+resumes at the next phase when started again with the same ``checkpoint_dir``.
 """
+import json
 import os
-import tempfile
 import time
 
 from recbole_basrec.benchmark import common
@@ -33,9 +38,9 @@ COMMON_PARAMS = {
 
 #: Epoch budgets. ``stopping_step`` counts validations (RecBole), so the patience in epochs
 #: is ``stopping_step * eval_step``. ``reduced`` was sized from measured times on a shared
-#: 2-core CPU (Beauty, SASRec: ~50-80 s per plain epoch + validation under load, data loading
-#: ~60 s, a BASRec epoch ~3x a plain one) to finish in < 30 min; ``full`` is the reference's
-#: GPU budget.
+#: 2-core CPU to finish in < 30 min; ``full`` validates every epoch with patience 20;
+#: ``published`` takes stage 2's schedule, model and BASRec settings from the preset of
+#: ``properties/preset/`` (the authors' commands), stage 1 as ``full``.
 BUDGETS = {
     "reduced": {
         # Under 30 minutes on a 2-core CPU for SASRec and GRU4Rec (~5 s per plain epoch).
@@ -48,7 +53,21 @@ BUDGETS = {
                "stage2_epochs": 200, "stage2_eval_step": 1, "stage2_stopping_step": 20}
         for name in MODEL_PARAMS
     },
+    "published": {
+        name: {"stage1_epochs": 200, "stage1_eval_step": 1, "stage1_stopping_step": 19,
+               "stage2_epochs": None, "stage2_eval_step": 1, "stage2_stopping_step": None}
+        for name in MODEL_PARAMS
+    },
 }
+#: Where the authors' stage-1 checkpoints live: ``<shared>/reference/<model>-<dataset>-stage1.pt``.
+REFERENCE_DIR = os.path.join(common.SHARED_DATA, "reference")
+
+
+def reference_checkpoint(model, dataset):
+    path = os.path.join(REFERENCE_DIR, f"{model}-{dataset}-stage1.pt")
+    if not os.path.isfile(path):
+        raise common.DatasetMissing(f"reference checkpoint {path} not found")
+    return path
 
 
 def budget_settings(budget, model):
@@ -78,7 +97,84 @@ class _Data:
         self.train, self.valid, self.test = data_preparation(config, self.dataset)
 
 
-def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step):
+class _Progress:
+    """Called after every epoch: prints one line (phase, epoch, mean loss terms, valid metric,
+    elapsed, time left at most) to the console and the log file, and saves what a restarted
+    run needs to continue the phase from this epoch (``resume_file``, written atomically)."""
+
+    def __init__(self, phase, trainer, train_data, log, log_file, resume_file):
+        self.phase, self.trainer, self.train_data = phase, trainer, train_data
+        self.log, self.log_file, self.resume_file = log, log_file, resume_file
+        self.start = time.perf_counter()
+        self.marks = []  # (epoch, elapsed_s, valid score or None)
+
+    def restore(self):
+        """Continue an interrupted phase from its last finished epoch, if one was saved."""
+        import torch
+
+        from recbole_basrec.trainer.trainer import load_checkpoint
+
+        if not os.path.isfile(self.resume_file):
+            return False
+        state = load_checkpoint(self.resume_file)
+        trainer = self.trainer
+        trainer.model.load_state_dict(state["state_dict"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.start_epoch = state["epoch"] + 1
+        trainer.cur_step = state["cur_step"]
+        trainer.best_valid_score = state["best_valid_score"]
+        trainer.best_valid_result = state["best_valid_result"] or None
+        trainer.saved_model_file = state["saved_model_file"]
+        trainer.valid_history = state["valid_history"]
+        self.marks = [tuple(m) for m in state["marks"]]
+        self.start -= self.marks[-1][1] if self.marks else 0.0
+        torch.set_rng_state(state["rng"])
+        self.train_data.generator.set_state(state["generator"])
+        self.log(f"[{self.phase}] resumed after epoch {state['epoch'] + 1} from {self.resume_file}")
+        return True
+
+    def _save(self, epoch):
+        import torch
+
+        trainer = self.trainer
+        state = {
+            "state_dict": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "epoch": epoch,
+            "cur_step": trainer.cur_step,
+            "best_valid_score": float(trainer.best_valid_score),
+            "best_valid_result": {k: float(v) for k, v in (trainer.best_valid_result or {}).items()},
+            "saved_model_file": trainer.saved_model_file,
+            "valid_history": trainer.valid_history,
+            "marks": [list(m) for m in self.marks],
+            "rng": torch.get_rng_state(),
+            "generator": self.train_data.generator.get_state(),
+        }
+        tmp = self.resume_file + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.resume_file)
+
+    def __call__(self, epoch, score):
+        elapsed = time.perf_counter() - self.start
+        validated = score not in (float("inf"), float("-inf"))
+        self.marks.append((epoch, elapsed, score if validated else None))
+        trainer = self.trainer
+        losses = trainer.epoch_losses.get(epoch, ())
+        names = ("rec", "ssa", "csa") if len(losses) == 3 else ("loss",)
+        loss_text = " ".join(f"{n} {v:.4f}" for n, v in zip(names, losses))
+        left = max(trainer.epochs - epoch - 1, 0)
+        valid = f"valid {trainer.valid_metric} {score:.4f} (best {trainer.best_valid_score:.4f})" if validated \
+            else "valid -"
+        line = (f"[{self.phase}] epoch {epoch + 1}/{trainer.epochs} {loss_text} {valid} "
+                f"elapsed {elapsed / 60:.1f} min, at most {left * elapsed / len(self.marks) / 60:.0f} min left")
+        self.log(line)
+        if self.log_file:
+            with open(self.log_file, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        self._save(epoch)
+
+
+def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
     """Train one phase on the shared loaders; returns metrics, curve, times, checkpoint."""
     import torch
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
@@ -94,26 +190,27 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step):
     data.train.generator.manual_seed(seed)  # same shuffling order in every phase
     net = get_model(config["model"])(config, data.train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    marks = []
-    start = time.perf_counter()
-    trainer.fit(
-        data.train, data.valid, saved=True, show_progress=False,
-        callback_fn=lambda epoch, score: marks.append((epoch, time.perf_counter() - start)),
-    )
-    train_s = time.perf_counter() - start
+    resume_file = os.path.join(config["checkpoint_dir"], "resume.pth")
+    progress = _Progress(name, trainer, data.train, log, log_file, resume_file)
+    progress.restore()
+    trainer.fit(data.train, data.valid, saved=True, show_progress=False, callback_fn=progress)
+    train_s = time.perf_counter() - progress.start
+    marks = [(epoch, elapsed) for epoch, elapsed, score in progress.marks if score is not None]
     t0 = time.perf_counter()
     test_result = trainer.evaluate(data.test, load_best_model=True, show_progress=False)
     test_s = time.perf_counter() - t0
-    history = trainer.valid_history
+    history = [h for h in trainer.valid_history if h["epoch"] >= 0]
     curve = [
-        {"epoch": int(epoch) + 1, "ndcg@10": float(h["ndcg@10"]), "hit@10": float(h["hit@10"]),
-         "elapsed_s": elapsed}
+        {"epoch": int(epoch) + 1, "ndcg@10": float(h["ndcg@10"]),
+         "ndcg@20": float(h["ndcg@20"]), "hit@10": float(h["hit@10"]), "elapsed_s": elapsed}
         for h, (epoch, elapsed) in zip(history, marks)
     ]
-    best = max(range(len(curve)), key=lambda i: curve[i]["ndcg@10"]) if curve else None
-    epochs_run = (max(trainer.train_loss_dict) + 1 - trainer.start_epoch) if trainer.train_loss_dict else 0
+    metric = config["valid_metric"].lower()
+    best = max(range(len(curve)), key=lambda i: curve[i][metric]) if curve else None
+    epochs_run = progress.marks[-1][0] + 1 if progress.marks else 0
     record = {
         "phase": name,
+        "valid_metric": metric,
         "model": config["model"],
         "basrec": bool(config["basrec"]),
         "epochs_run": int(epochs_run),
@@ -144,13 +241,19 @@ def run_accuracy(
     checkpoint_dir=None,
     tag=None,
     overrides=None,
-    log=print,
+    from_reference=False,
+    log=common.say,
 ):
     """Run stage 1, then (a) plain and (b) BASRec from its checkpoint; write JSON and PNG.
 
     Args:
-        budget: ``'reduced'``, ``'full'`` or a dict with the keys of :data:`BUDGETS` entries.
+        budget: ``'reduced'``, ``'full'``, ``'published'`` or a dict with the keys of
+            :data:`BUDGETS` entries (``None`` values: the preset's).
         overrides: extra config keys applied to every phase (e.g. tiny model sizes in tests).
+        from_reference: start from the authors' stage-1 checkpoint instead of training stage 1
+            (``True``, or the checkpoint's path).
+        checkpoint_dir: where phases save; a run started again with the same folder skips the
+            phases already finished there (default ``saved/<output stem>``).
 
     Returns:
         dict: the record written to ``<out_dir>/accuracy-<model>-<dataset>-<budget>.json``,
@@ -158,15 +261,50 @@ def run_accuracy(
     """
     wall_start = time.perf_counter()
     dataset_name, data_root = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
+    reference = None
+    if from_reference:
+        reference = from_reference if isinstance(from_reference, str) else reference_checkpoint(model, dataset_name)
     out_dir = out_dir or common.DEFAULT_OUT
-    checkpoint_dir = checkpoint_dir or tempfile.mkdtemp(prefix="basrec-accuracy-")
     settings = budget_settings(budget, model)
-    budget_name = budget if isinstance(budget, str) else "custom"
+    budget_name = budget if isinstance(budget, str) else settings.pop("name", "custom")
+    stem = f"accuracy-{model.lower()}-{dataset_name.lower()}-{tag or budget_name}"
+    checkpoint_dir = checkpoint_dir or os.path.join(common.REPO_ROOT, "saved", stem)
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    log_file = os.path.join(checkpoint_dir, "progress.log")
+    done_file = os.path.join(checkpoint_dir, "phases.json")
+    finished = {}
+    if os.path.isfile(done_file):
+        with open(done_file, encoding="utf-8") as f:
+            finished = json.load(f)
     base = dict(COMMON_PARAMS)
-    base.update(MODEL_PARAMS.get(model, {}))
+    from recbole_basrec.config import preset_file
+
+    if budget_name != "published" or not preset_file(model, dataset_name):
+        base.update(MODEL_PARAMS.get(model, {}))  # the preset's own settings otherwise
     base.update({"loss_type": loss_type, "seed": seed, "data_path": data_root, "stage1_epochs": 0})
+    if budget_name == "published":
+        base.pop("valid_metric")  # the preset's (the authors' NDCG@20)
     base.update(overrides or {})
     base = common.quiet_config(base)
+
+    def say(line):
+        log(line)
+        with open(log_file, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def schedule(stage):
+        keys = {"epochs": f"{stage}_epochs", "eval_step": f"{stage}_eval_step", "stopping_step": f"{stage}_stopping_step"}
+        return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
+
+    def run(phase, cfg, data):
+        if phase in finished:
+            say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
+            return finished[phase], data
+        record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
+                                  log=log, log_file=log_file)
+        finished[phase] = record
+        common.write_json(finished, done_file)
+        return record, data
 
     def phase_config(phase, **extra):
         cfg = dict(base)
@@ -174,40 +312,38 @@ def run_accuracy(
         cfg.update(extra)
         return cfg
 
-    s = settings
-    log(f"[accuracy] {model} on {dataset_name}: stage 1 (plain, up to {s['stage1_epochs']} epochs)")
     t0 = time.perf_counter()
-    stage1, data = _run_phase(
-        "stage1", model, dataset_name,
-        phase_config("stage1", basrec=False, epochs=s["stage1_epochs"], eval_step=s["stage1_eval_step"],
-                     stopping_step=s["stage1_stopping_step"]),
-        None, seed, s["stage1_eval_step"],
-    )
-    stage1["wall_s"]["total_incl_data"] = time.perf_counter() - t0
+    if reference:
+        say(f"[accuracy] {model} on {dataset_name}: stage 1 = the authors' checkpoint {reference}")
+        stage1_cfg = phase_config("stage1", basrec=False, pretrained_path=reference, epochs=0)
+    else:
+        say(f"[accuracy] {model} on {dataset_name}: stage 1 (plain, up to {settings['stage1_epochs']} epochs)")
+        stage1_cfg = phase_config("stage1", basrec=False, **schedule("stage1"))
+        if budget_name == "published":
+            stage1_cfg["valid_start_epoch"] = 0  # the preset's start_valid is for stage 2
+    stage1, data = run("stage1", stage1_cfg, None)
+    stage1["wall_s"].setdefault("total_incl_data", time.perf_counter() - t0)
     ckpt = stage1["checkpoint"]
-    log(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f} "
-        f"after {stage1['epochs_run']} epochs ({stage1['wall_s']['total_incl_data']:.0f}s)")
+    say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
+        f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
     runs = {}
     for phase, basrec in (("plain", False), ("basrec", True)):
-        log(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint (up to {s['stage2_epochs']} epochs)")
-        runs[phase], _ = _run_phase(
-            phase, model, dataset_name,
-            phase_config(phase, basrec=basrec, pretrained_path=ckpt, epochs=s["stage2_epochs"],
-                         eval_step=s["stage2_eval_step"], stopping_step=s["stage2_stopping_step"]),
-            data, seed, s["stage2_eval_step"],
-        )
-        log(f"[accuracy] {phase}: valid NDCG@10 {runs[phase]['valid'].get('ndcg@10', float('nan')):.4f}, "
+        cfg = phase_config(phase, basrec=basrec, pretrained_path=ckpt, **schedule("stage2"))
+        say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
+        runs[phase], data = run(phase, cfg, data)
+        say(f"[accuracy] {phase}: valid NDCG@10 {runs[phase]['valid'].get('ndcg@10', float('nan')):.4f}, "
             f"test NDCG@10 {runs[phase]['test'].get('ndcg@10', float('nan')):.4f} "
             f"({runs[phase]['wall_s']['train_and_valid']:.0f}s)")
 
     from recbole_basrec.quick_start.quick_start import build_config
 
-    probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True))
-    basrec_params = {k: probe[k] for k in ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max",
-                                             "rec_weight", "aml_weight", "wml_weight", "similarity_model",
-                                             "sequence_windows")}
-    hyper = {k: v for k, v in base.items() if k not in ("data_path", "show_progress", "state", "use_gpu")}
-    hyper.update(basrec_params)
+    probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **schedule("stage2")))
+    keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
+            "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
+            "reorder_keep_last", "eval_mask_history", "valid_metric", "valid_start_epoch", "epochs",
+            "stopping_step", "loss_type", "train_mode", "MAX_ITEM_LIST_LENGTH", "train_batch_size", "learning_rate")
+    keys += tuple(MODEL_PARAMS.get(model, {}))
+    hyper = {k: probe[k] for k in keys if k in probe}
     record = {
         "job": "accuracy",
         "model": model,
@@ -215,12 +351,15 @@ def run_accuracy(
         "budget": budget_name,
         "budget_settings": settings,
         "seed": seed,
-        "loss_type": loss_type,
+        "loss_type": probe["loss_type"],
+        "history_masked": bool(probe["eval_mask_history"]),
+        "from_reference": reference,
         "environment": common.environment(),
         "protocol": (
-            "stage 1 plain (early-stopped on valid NDCG@10) -> checkpoint; from it, (a) plain training "
-            "continued and (b) BASRec stage 2, same seed, same epochs and patience (stopping_step counts "
-            "validations); best-valid checkpoint of each tested once"
+            ("the authors' stage-1 checkpoint" if reference else "stage 1 plain (early-stopped on validation)")
+            + " -> from it, (a) plain training continued and (b) BASRec stage 2, same seed, same epochs and "
+            "patience (stopping_step counts validations); best-valid checkpoint of each tested once; "
+            + ("history masked" if probe["eval_mask_history"] else "history not masked")
         ),
         "hyper_parameters": hyper,
         "data": {"users": int(data.dataset.user_num - 1), "items": int(data.dataset.item_num - 1),
@@ -235,13 +374,12 @@ def run_accuracy(
         "gain_basrec_over_stage1": {"test": _gains(runs["basrec"]["test"], stage1["test"])},
         "wall_s_total": time.perf_counter() - wall_start,
     }
-    stem = f"accuracy-{model.lower()}-{dataset_name.lower()}-{tag or budget_name}"
     record["json_path"] = os.path.join(out_dir, stem + ".json")
     record["png_path"] = os.path.join(out_dir, stem + ".png")
     os.makedirs(out_dir, exist_ok=True)
     plot_curves(record, record["png_path"])
     common.write_json(record, record["json_path"])
-    log(f"[accuracy] wrote {record['json_path']} and {record['png_path']}")
+    say(f"[accuracy] wrote {record['json_path']} and {record['png_path']}")
     return record
 
 

@@ -81,6 +81,11 @@ def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=
     return dataset, cache_dir
 
 
+def say(line):
+    """Print a progress line now (also when stdout is a file, e.g. under nohup)."""
+    print(line, flush=True)
+
+
 def skip_message(job, error):
     return f"[benchmark {job}] skipped: {error} (pass --data_file PATH, or --dataset ml-100k)"
 

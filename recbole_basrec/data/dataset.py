@@ -17,6 +17,8 @@ from recbole_basrec.config import complete_config
 
 #: Training-split field holding the next-item target of every input position (0 = none).
 TARGET_LIST_FIELD = "target_item_list"
+#: Evaluation-split field: how many of the user's items precede the row's target.
+HISTORY_LENGTH_FIELD = "history_length"
 
 _ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 
@@ -77,6 +79,44 @@ def training_sequences(split_datasets, n_users):
     return user_ptr, items
 
 
+def drop_last_items(user_ptr, items):
+    """The same CSR sequences without each user's last item (training inputs, not targets)."""
+    counts = np.diff(user_ptr)
+    keep = np.ones(len(items), dtype=bool)
+    keep[user_ptr[1:][counts > 0] - 1] = False
+    new_ptr = np.zeros_like(user_ptr)
+    np.cumsum(np.maximum(counts - 1, 0), out=new_ptr[1:])
+    return new_ptr, items[keep]
+
+
+def eval_histories(user_ptr, items, eval_splits):
+    """Each user's whole sequence and, for every row of the evaluation splits, how many of its
+    items precede that row's target.
+
+    The whole sequence is the training sequence followed by the user's targets in each
+    evaluation split, in order (RecBole's time-ordered leave-one-out). Returns
+    ``(full_ptr, full_items, [history_length per split])``; a row's history is
+    ``full_items[full_ptr[u] : full_ptr[u] + history_length]``.
+    """
+    n_users = len(user_ptr) - 1
+    users = [np.repeat(np.arange(n_users), np.diff(user_ptr))]
+    parts = [np.asarray(items, dtype=np.int64)]
+    for split in eval_splits:
+        feat = split.inter_feat
+        users.append(feat[split.uid_field].numpy())
+        parts.append(feat[split.iid_field].numpy().astype(np.int64))
+    sizes = [len(u) for u in users]
+    users, parts = np.concatenate(users), np.concatenate(parts)
+    order = np.argsort(users, kind="stable")  # per user: training items, then each split's rows
+    full_ptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=full_ptr[1:])
+    position = np.empty(len(users), dtype=np.int64)
+    position[order] = np.arange(len(users)) - full_ptr[users[order]]
+    bounds = np.cumsum(sizes)
+    lengths = [position[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return full_ptr, parts[order], lengths
+
+
 def sequence_windows(user_ptr, items, max_len, last_only=False):
     """Cut training sequences into next-item windows: every target appears exactly once.
 
@@ -117,6 +157,12 @@ class BASRecDataset(SequentialDataset):
         if self.config["train_mode"] == "sequence":
             train = self._windowed_train_split(user_ptr, items)
         train.basrec_train_sequences = (user_ptr, items)
+        full_ptr, full_items, lengths = eval_histories(user_ptr, items, built[1:])
+        self.set_field_property(HISTORY_LENGTH_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        for split, length in zip(built[1:], lengths):
+            split.inter_feat.update(Interaction({HISTORY_LENGTH_FIELD: torch.from_numpy(length)}))
+            # Read by the trainer to exclude each user's history from the full ranking.
+            split.basrec_history = (full_ptr, full_items)
         return [train] + list(built[1:])
 
     def _windowed_train_split(self, user_ptr, items):

@@ -15,18 +15,20 @@ def _positions(item_seq):
     return torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
 
 
-def reorder(item_seq, lengths, rates):
+def reorder(item_seq, lengths, rates, keep_last=False):
     """M-Reorder: shuffle a contiguous window of ``floor(r * n)`` real items in place.
 
-    The window starts uniformly inside the real part. Items outside it keep their integer
+    The window starts uniformly in ``[0, n - w]``, or in ``[0, n - w - 1]`` with ``keep_last``
+    (the authors' code: the most recent item never moves). Items outside it keep their integer
     position as sort key; items inside get random keys within the window's span, so one
     argsort permutes the window only.
     """
     lengths = lengths.long()
     window = torch.floor(rates * lengths).long().clamp(min=0)
     window = torch.minimum(window, lengths)
-    start = torch.floor(torch.rand_like(rates) * (lengths - window + 1)).long()
-    start = torch.minimum(start, lengths - window)
+    last_start = (lengths - window - int(keep_last)).clamp(min=0)
+    start = torch.floor(torch.rand_like(rates) * (last_start + 1)).long()
+    start = torch.minimum(start, last_start)
     pos = _positions(item_seq)
     inside = (pos >= start.unsqueeze(1)) & (pos < (start + window).unsqueeze(1))
     random_keys = start.unsqueeze(1) + torch.rand(item_seq.shape, device=item_seq.device) * window.unsqueeze(1)
@@ -49,19 +51,19 @@ def substitute(item_seq, lengths, rates, neighbours):
     return torch.where(chosen, neighbours[item_seq], item_seq)
 
 
-def augmented_views(item_seq, lengths, n_views, rate_min, rate_max, neighbours):
+def augmented_views(item_seq, lengths, n_views, rate_min, rate_max, neighbours, keep_last=False):
     """``n_views`` single-sequence augmented views of every sequence.
 
     Each view picks M-Reorder or M-Substitute uniformly at random and draws its rate from
     ``U(rate_min, rate_max)``. Returns the views ``(n_views * B, L)`` (view-major) and their
-    rates ``(n_views * B,)``.
+    rates ``(n_views * B,)``. ``keep_last`` is passed to :func:`reorder`.
     """
     seqs = item_seq.repeat(n_views, 1)
     lens = lengths.repeat(n_views)
     rates = torch.empty(seqs.size(0), device=seqs.device).uniform_(rate_min, rate_max)
     use_reorder = torch.rand(seqs.size(0), device=seqs.device) < 0.5
     views = torch.where(
-        use_reorder.unsqueeze(1), reorder(seqs, lens, rates), substitute(seqs, lens, rates, neighbours)
+        use_reorder.unsqueeze(1), reorder(seqs, lens, rates, keep_last), substitute(seqs, lens, rates, neighbours)
     )
     return views, rates
 
@@ -82,6 +84,20 @@ def adaptive_weights(lam, rates):
     span = w.max(dim=-1, keepdim=True).values - low
     degenerate = span <= 1e-12 * low.abs().clamp(min=1.0)
     return torch.where(degenerate, torch.ones_like(w), (w - low) / torch.where(degenerate, torch.ones_like(span), span))
+
+
+def to_recent(seq, lengths):
+    """Move each right-padded row's real part to the end (left padding), keeping its order.
+
+    Works on ``(B, L)`` ids or ``(B, L, ...)`` tensors; padding slots come from the row's own
+    padding, so what was 0 stays 0. Column ``L - 1 - k`` then holds the k-th most recent item.
+    """
+    max_len = seq.size(1)
+    shift = (max_len - lengths.long()).unsqueeze(1)
+    source = (torch.arange(max_len, device=seq.device).unsqueeze(0) - shift) % max_len
+    if seq.dim() > 2:
+        source = source.view(*source.shape, *([1] * (seq.dim() - 2))).expand_as(seq)
+    return seq.gather(1, source)
 
 
 def mixup(a, b, lam):

@@ -5,13 +5,20 @@ Reference:
     Diversity." In AAAI 2025.
 
 A backbone needs one adapter method, ``sequence_output(item_seq, item_emb) -> (B, L, D)``:
-the per-position output of the encoder given (possibly fused) item embeddings. BASRec adds
+the per-position output of the encoder given (possibly fused) item embeddings, with position
+ids from :meth:`BASRec.position_ids`. BASRec adds
 
 * single-sequence augmentation (SSA): ``2 * n_pairs`` M-Reorder / M-Substitute views per
-  sequence, fused with the original at the embedding level, each view's loss weighted by the
-  batch-normalised balance weight ``1 / (lambda * r)``;
+  sequence, fused with the original at the embedding level, each view's loss weighted with the
+  batch-normalised balance weight ``w' = minmax(1 / (lambda * r))`` (``ssa_weighting``);
 * cross-sequence augmentation (CSA): item-wise and feature-wise nonlinear mixup of the encoder
   outputs and the target (and negative) embeddings across the batch, ``n_whole_level`` rounds.
+
+Layout (``align``). RecBole pads sequences on the right. With ``align: recent`` (the authors'
+code, default) every batch is turned into the authors' left-padded layout inside the model:
+column ``L - 1 - k`` holds the k-th most recent item, so position embeddings count back from
+the most recent item, GRU4Rec reads the padding first, and CSA mixes each sequence's k-th most
+recent slot with its partner's k-th most recent. ``align: first`` keeps RecBole's layout.
 
 Losses are computed on *target slots*: the last position in ``train_mode=prefix`` (RecBole's
 data), every position with a target in ``train_mode=sequence`` (the paper's protocol).
@@ -23,7 +30,7 @@ import torch.nn.functional as F
 from recbole.utils import InputType
 
 from recbole_basrec.config import complete_config
-from recbole_basrec.data.dataset import TARGET_LIST_FIELD, training_sequences
+from recbole_basrec.data.dataset import TARGET_LIST_FIELD, drop_last_items, training_sequences
 from recbole_basrec.model import augmentation as aug
 
 # Resampling rounds for sequence-mode negatives that hit the user's own items.
@@ -42,8 +49,8 @@ class BASRec:
     input_type = InputType.POINTWISE
     #: Whether position t's output can depend on items after t (then only prefix mode is leak-free).
     sees_future = False
-    #: Whether outputs at real positions are independent of trailing padding, so training may
-    #: skip it (see ``_encode``).
+    #: Whether outputs at real positions are independent of the padding, so training may skip
+    #: it (see ``_encode``). A backbone whose real outputs read the padding sets False.
     trims_padding = True
 
     def __init__(self, config, dataset):
@@ -65,6 +72,11 @@ class BASRec:
         self.rec_weight = float(config["rec_weight"])
         self.aml_weight = float(config["aml_weight"])
         self.wml_weight = float(config["wml_weight"])
+        self.align = config["align"]
+        self.ssa_weighting = config["ssa_weighting"]
+        self.reorder_keep_last = bool(config["reorder_keep_last"])
+        #: Raw item token of every internal item id, to map checkpoints of the authors' code.
+        self.item_tokens = dataset.field2id_token[dataset.iid_field]
         #: The trainer switches this off for stage 1 (plain training).
         self.augment = True
         if self.train_mode == "sequence" and self.sees_future:
@@ -85,6 +97,8 @@ class BASRec:
         if sequences is None:  # a plain RecBole training split: rebuild from its prefixes
             sequences = training_sequences([dataset], dataset.user_num)
         user_ptr, items = sequences
+        if config["similarity_source"] == "inputs":  # the authors': each user's items[:-3]
+            user_ptr, items = drop_last_items(user_ptr, items)
         return load_or_build_top1(
             user_ptr,
             items,
@@ -97,16 +111,33 @@ class BASRec:
     # The backbone adapter, ``sequence_output(item_seq, item_emb) -> (B, L, D)``, comes from the
     # subclass or the backbone; defining a stub here would shadow the backbone's in the MRO.
 
-    def _encode(self, item_seq, item_emb, item_seq_len):
-        """``sequence_output`` for training, computed per group of similar lengths, each group
-        cut to its longest sequence. Padding positions hold arbitrary values (zeros past a
-        group's width); losses never read them.
+    def position_ids(self, width, device):
+        """Position ids of a batch whose layout is cut to ``width`` columns: its last columns
+        under ``align: recent`` (so the most recent item is always ``max_seq_length - 1``), its
+        first ones under ``align: first``."""
+        first = self.max_seq_length - width if self.align == "recent" else 0
+        return torch.arange(first, first + width, dtype=torch.long, device=device)
 
-        Exact for backbones whose outputs at real positions ignore trailing padding (causal
-        attention or recurrence over right-padded input): it only skips the padding, which is
-        most of the work on short-sequence data (e.g. 86% of positions on Beauty).
+    def _layout(self, seq, lengths):
+        """RecBole's right-padded ``(B, L, ...)`` batch in the model's layout (see ``align``)."""
+        return aug.to_recent(seq, lengths) if self.align == "recent" else seq
+
+    def _last(self, output, lengths):
+        """Output at each sequence's most recent item."""
+        if self.align == "recent":
+            return output[:, -1]
+        return self.gather_indexes(output, lengths - 1)
+
+    def _encode(self, item_seq, item_emb, item_seq_len, trim=True):
+        """``sequence_output`` for training on the model's layout.
+
+        With ``trim`` (and a backbone whose real outputs ignore padding), the batch is encoded
+        per group of similar lengths, each group cut to its longest sequence: only padding is
+        skipped, which is most of the work on short-sequence data (86% of positions on Beauty).
+        Outputs at padding positions are then not the encoder's (zeros); callers that read
+        them (CSA partners) pass ``trim=False``.
         """
-        if not self.trims_padding:
+        if not (trim and self.trims_padding):
             return self.sequence_output(item_seq, item_emb)
         max_len = item_seq.size(1)
         widths = sorted({max(1, max_len >> shift) for shift in (3, 2, 1, 0)})
@@ -117,37 +148,43 @@ class BASRec:
             if rows.numel() == 0:
                 continue
             width = int(item_seq_len[rows].max())
-            part = self.sequence_output(item_seq[rows, :width], item_emb[rows, :width])
+            cols = slice(max_len - width, max_len) if self.align == "recent" else slice(0, width)
+            part = self.sequence_output(item_seq[rows, cols], item_emb[rows, cols])
             if output is None:
                 output = part.new_zeros(item_seq.size(0), max_len, part.size(-1))
-            output[rows, :width] = part
+            output[rows, cols] = part
         return output
 
     def forward(self, item_seq, item_seq_len):
-        output = self.sequence_output(item_seq, self.item_embedding(item_seq))
-        return self.gather_indexes(output, item_seq_len - 1)
+        seq = self._layout(item_seq, item_seq_len)
+        return self._last(self.sequence_output(seq, self.item_embedding(seq)), item_seq_len)
 
     # ------------------------------------------------------------------ training
     def calculate_loss(self, interaction):
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        targets, negatives, mask = self._targets(interaction, item_seq)
+        targets, negatives, mask = self._targets(interaction, item_seq, item_seq_len)
         # Losses only ever touch the valid target slots: pick them once.
         rows, cols = mask.nonzero(as_tuple=True)
-        item_emb = self.item_embedding(item_seq)
-        slots = self._slots(self._encode(item_seq, item_emb, item_seq_len), item_seq_len)
+        seq = self._layout(item_seq, item_seq_len)
+        item_emb = self.item_embedding(seq)
+        augmenting = self.basrec and self.augment
+        # CSA reads partners' outputs at any slot, padding included: encode those at full width.
+        full_width = augmenting and self.n_whole_level > 0
+        slots = self._slots(self._encode(seq, item_emb, item_seq_len, trim=not full_width), item_seq_len)
         hidden = slots[rows, cols]
         pos_emb = self.item_embedding(targets[rows, cols])
         neg_emb = None if negatives is None else self.item_embedding(negatives[rows, cols])
         rec = self._loss(hidden, pos_emb, neg_emb)
-        if not (self.basrec and self.augment):
+        if not augmenting:
             return rec
-        ssa = self._ssa_loss(item_seq, item_seq_len, item_emb, (rows, cols), pos_emb, neg_emb)
+        ssa = self._ssa_loss(item_seq, seq, item_seq_len, item_emb, (rows, cols), pos_emb, neg_emb)
         csa = self._csa_loss(slots, targets, negatives, (rows, cols), pos_emb, neg_emb)
         return self.rec_weight * rec, self.aml_weight * ssa, self.wml_weight * csa
 
-    def _targets(self, interaction, item_seq):
-        """Targets, negatives (or None) and validity mask, each ``(B, T)``."""
+    def _targets(self, interaction, item_seq, item_seq_len):
+        """Targets, negatives (or None) and validity mask, each ``(B, T)`` in the model's layout.
+        Slots without a target hold item 0 as target and as negative (as in the authors' code)."""
         sampled = self.loss_type != "CE"
         if self.train_mode == "prefix":
             targets = interaction[self.POS_ITEM_ID].unsqueeze(1)
@@ -159,9 +196,12 @@ class BASRec:
                 f"'{TARGET_LIST_FIELD}'); import recbole_basrec before create_dataset, or set train_mode=prefix."
             )
         targets = interaction[TARGET_LIST_FIELD]
-        mask = targets > 0
-        negatives = self._sample_negatives(item_seq, targets) if sampled else None
-        return targets, negatives, mask
+        negatives = None
+        if sampled:
+            negatives = self._sample_negatives(item_seq, targets).masked_fill(targets == 0, 0)
+            negatives = self._layout(negatives, item_seq_len)
+        targets = self._layout(targets, item_seq_len)
+        return targets, negatives, targets > 0
 
     def _sample_negatives(self, item_seq, targets):
         """One uniform negative per position, redrawn where it hits the user's own items."""
@@ -178,7 +218,7 @@ class BASRec:
     def _slots(self, output, item_seq_len):
         """Encoder outputs at the target slots ``(B, T, D)``: the last real position, or every position."""
         if self.train_mode == "prefix":
-            return self.gather_indexes(output, item_seq_len - 1).unsqueeze(1)
+            return self._last(output, item_seq_len).unsqueeze(1)
         return output
 
     def _loss(self, hidden, pos_emb, neg_emb=None, weight=None):
@@ -198,29 +238,52 @@ class BASRec:
             per_slot = per_slot * weight
         return per_slot.sum() / max(per_slot.size(-1), 1)
 
-    def _ssa_loss(self, item_seq, item_seq_len, item_emb, valid, pos_emb, neg_emb):
+    def _ssa_loss(self, item_seq, seq, item_seq_len, item_emb, valid, pos_emb, neg_emb):
         """Single-sequence augmentation: all ``2 * n_pairs`` views in one encoder pass, each
-        view's loss against the original targets, weighted per sequence; views' losses summed."""
+        view's loss against the original targets; views' losses summed.
+
+        ``item_seq`` is RecBole's right-padded batch (the operators' input), ``seq`` and
+        ``item_emb`` the same in the model's layout. Each view's weights ``w'`` (one per
+        sequence) enter as ``ssa_weighting`` says:
+
+        * ``batch`` (default): ``(sum over the batch of w') x (the view's mean loss)``. This is
+          what the authors' code computes (a ``(B, 1)`` weight broadcast against a ``(B*L,)``
+          per-position loss) and what trained the published models: about 1.9x the mean loss
+          with beta 0.4, r ~ U(0.2, 0.71), B = 256.
+        * ``sequence``: the paper's formula read literally, each sequence's term times its own
+          ``w'``, averaged over the target slots. ``w'`` is near 0 for most sequences, so this
+          term is about 1/250 of ``batch``'s on those settings.
+        """
         n_views = 2 * self.n_pairs
         if n_views == 0:
             return item_emb.new_zeros(())
         batch = item_seq.size(0)
         views, rates = aug.augmented_views(
-            item_seq, item_seq_len, n_views, self.rate_min, self.rate_max, self.substitute_table
+            item_seq, item_seq_len, n_views, self.rate_min, self.rate_max, self.substitute_table,
+            keep_last=self.reorder_keep_last,
         )
+        lengths = item_seq_len.repeat(n_views)
+        views = self._layout(views, lengths)
         lam = aug.sample_beta(self.beta, (n_views * batch,), item_seq.device)
         fused = aug.mixup(item_emb.repeat(n_views, 1, 1), self.item_embedding(views), lam.view(-1, 1, 1))
-        lengths = item_seq_len.repeat(n_views)
-        output = self._encode(item_seq.repeat(n_views, 1), fused, lengths)
+        # Each view's loss reads only its own target slots, so trimming stays exact here.
+        output = self._encode(seq.repeat(n_views, 1), fused, lengths)
         slots = self._slots(output, lengths).view(n_views, batch, -1, output.size(-1))
         rows, cols = valid
         weight = aug.adaptive_weights(lam.view(n_views, batch), rates.view(n_views, batch))
-        return self._loss(slots[:, rows, cols], pos_emb, neg_emb, weight[:, rows])
+        if self.ssa_weighting == "batch":
+            weight = weight.sum(dim=1, keepdim=True).expand(-1, rows.numel())
+        else:
+            weight = weight[:, rows]
+        return self._loss(slots[:, rows, cols], pos_emb, neg_emb, weight)
 
     def _csa_loss(self, slots, targets, negatives, valid, pos_emb, neg_emb):
         """Cross-sequence augmentation on the un-augmented outputs: ``n_whole_level`` rounds of
         item-wise and of feature-wise mixup with a random partner sequence, all in one batch.
-        Only the original sequence's valid slots are mixed (the target mask of the mix)."""
+        Only the original sequence's valid slots are mixed (the target mask of the mix); each
+        is paired with the same column of its partner, i.e. (under ``align: recent``) the same
+        distance from the most recent item. A partner slot without a target contributes the
+        encoder's output there and item 0 as target and negative, as in the authors' code."""
         rounds = self.n_whole_level
         if rounds == 0:
             return slots.new_zeros(())

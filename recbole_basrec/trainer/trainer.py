@@ -1,18 +1,25 @@
-"""RecBole ``Trainer`` with BASRec's two-stage schedule and weights-only checkpoints.
+"""RecBole ``Trainer`` with BASRec's two-stage schedule, the paper's evaluation protocol and
+weights-only checkpoints.
 
 Stage 1 trains the plain backbone (``stage1_epochs``, early-stopped, best weights restored) or
-loads it from ``pretrained_path``; stage 2 adds BASRec's losses with its own early stopping.
+loads it from ``pretrained_path`` (ours or the authors' code's); stage 2 adds BASRec's losses
+with its own early stopping. ``epochs: 0`` with a ``pretrained_path`` only evaluates it.
+With ``eval_mask_history`` (default) the full ranking excludes every item the user had before
+the target, as the paper's protocol does; RecBole excludes nothing for sequential models.
 Checkpoints hold tensors and plain Python values only and are always read with
 ``torch.load(..., weights_only=True)`` (RecBole's own pickle their ``Config``).
 """
 import os
 from logging import getLogger
 
+import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_basrec.config import complete_config, default_config_dict
+from recbole_basrec.config import backbone_of, complete_config, default_config_dict
+from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
+from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 
 _PLAIN = (str, int, float, bool, type(None))
 # Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
@@ -55,6 +62,11 @@ class BASRecTrainer(Trainer):
         super().__init__(config, model)
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
         self.stage = 2 if hasattr(model, "augment") else 0
+        self.mask_history = bool(config["eval_mask_history"])
+        self.valid_start_epoch = config["valid_start_epoch"] or 0
+        self._stage_start = 0  # first epoch index of the current stage
+        self._history = None  # (user_ptr, items) on the device while evaluating with masking
+        self.epoch_losses = {}  # epoch -> mean loss per batch of each term (rec, ssa, csa) or (loss,)
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
@@ -87,7 +99,17 @@ class BASRecTrainer(Trainer):
     def _load_weights(self, path):
         checkpoint = load_checkpoint(path, self.device)
         state_dict = checkpoint.get("state_dict", checkpoint)
-        self.model.load_state_dict(state_dict)
+        if is_authors_checkpoint(state_dict):
+            backbone = backbone_of(self.config["model"])
+            state_dict = convert_authors_state_dict(state_dict, self.model, backbone, f"Checkpoint '{path}'")
+        try:
+            self.model.load_state_dict(state_dict)
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[-1].strip()
+            raise ValueError(
+                f"Checkpoint '{path}' does not fit {self.config['model']} on {self.config['dataset']} ({first}); "
+                f"use a checkpoint of the same model, size and dataset."
+            ) from None
         return checkpoint
 
     def resume_checkpoint(self, resume_file):
@@ -111,7 +133,34 @@ class BASRecTrainer(Trainer):
             checkpoint_file = model_file or self.saved_model_file
             self._load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
+        try:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        finally:
+            self._history = None
+
+    def _eval_history(self, dataset):
+        history = getattr(dataset, "basrec_history", None)
+        if history is None:
+            raise ValueError(
+                "eval_mask_history=True needs recbole_basrec's dataset (it knows each user's history); "
+                "import recbole_basrec before create_dataset, or set eval_mask_history=False."
+            )
+        return tuple(torch.from_numpy(a).to(self.device) for a in history)
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if self._history is not None:
+            # Sparse (row, item) pairs of every user's history; no dense users x items mask.
+            user_ptr, items = self._history
+            users = interaction[self.config["USER_ID_FIELD"]].to(self.device)
+            counts = interaction[HISTORY_LENGTH_FIELD].to(self.device)
+            rows = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
+            offsets = torch.arange(rows.numel(), device=self.device) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts
+            )
+            scores[rows, items[user_ptr[users][rows] + offsets]] = -np.inf
+        return interaction, scores, positive_u, positive_i
 
     # ------------------------------------------------------------------ two-stage training
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
@@ -122,11 +171,25 @@ class BASRecTrainer(Trainer):
         if pretrained:
             self._load_weights(pretrained)
             self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}")
+            if self.epochs == 0:
+                return self._evaluate_only(valid_data, saved, show_progress)
         elif stage1_epochs > 0 and self.model.basrec:
             self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
         self.stage = 2
         self.model.augment = True
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _evaluate_only(self, valid_data, saved, show_progress):
+        """``epochs: 0``: score the loaded weights on validation and keep them as the best model,
+        so testing afterwards evaluates exactly these weights."""
+        self.logger.info(set_color("epochs=0: evaluating the loaded weights, no training", "green"))
+        if valid_data:
+            self.best_valid_score, self.best_valid_result = super()._valid_epoch(valid_data, show_progress)
+            self.logger.info(set_color("valid result", "blue") + f": {self.best_valid_result}")
+            self.valid_history.append({"stage": self.stage, "epoch": -1, **self.best_valid_result})
+        if saved:
+            self._save_checkpoint(-1, verbose=False)
+        return self.best_valid_score, self.best_valid_result
 
     def _run_stage1(self, train_data, valid_data, verbose, show_progress, callback_fn):
         """Plain training, early-stopped on validation; leaves the best weights loaded and
@@ -142,6 +205,7 @@ class BASRecTrainer(Trainer):
         self.logger.info(set_color("Stage 2: BASRec", "green") + f", from {self.saved_model_file}")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
         self.start_epoch, self.epochs = done, done + stage2_epochs
+        self._stage_start = done
         self.saved_model_file = final_file
         self.cur_step = 0
         self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
@@ -150,9 +214,18 @@ class BASRecTrainer(Trainer):
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._epoch = epoch_idx  # for the validation history (fit validates after training)
-        return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        losses = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        terms = losses if isinstance(losses, tuple) else (losses,)
+        self.epoch_losses[epoch_idx] = tuple(float(t) / max(len(train_data), 1) for t in terms)
+        return losses
 
     def _valid_epoch(self, valid_data, show_progress=False):
+        epoch = getattr(self, "_epoch", 0) - self._stage_start
+        if epoch < self.valid_start_epoch:
+            # Not validated yet (the authors' start_valid): the latest weights count as the best
+            # so far, so that early stopping and the saved model start at the first validation.
+            self.logger.info(f"validation starts at epoch {self.valid_start_epoch} of this stage")
+            return (-np.inf if self.valid_metric_bigger else np.inf), {}
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         self.valid_history.append({"stage": self.stage, "epoch": getattr(self, "_epoch", -1), **valid_result})
         return valid_score, valid_result

@@ -154,9 +154,13 @@ class FMLPRec(SequentialRecommender):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
+    def position_ids(self, width, device):
+        """Positions 0..width-1 (RecBole's layout); BASRec's mixin overrides this for ``align``."""
+        return torch.arange(width, dtype=torch.long, device=device)
+
     def sequence_output(self, item_seq, item_emb):
         """Per-position hidden states (B, L, D) from (possibly modified) item embeddings."""
-        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        position_ids = self.position_ids(item_seq.size(1), item_seq.device)
         position_emb = self.position_embedding(position_ids).unsqueeze(0)
         hidden_states = self.dropout(self.LayerNorm(item_emb + position_emb))
         for layer in self.layers:
