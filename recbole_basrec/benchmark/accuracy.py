@@ -327,7 +327,8 @@ def run_accuracy(
     say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
         f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
     runs = {}
-    for phase, basrec in (("plain", False), ("basrec", True)):
+    # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
+    for phase, basrec in (("basrec", True), ("plain", False)):
         cfg = phase_config(phase, basrec=basrec, pretrained_path=ckpt, **schedule("stage2"))
         say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
         runs[phase], data = run(phase, cfg, data)

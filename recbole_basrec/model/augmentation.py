@@ -86,6 +86,25 @@ def adaptive_weights(lam, rates):
     return torch.where(degenerate, torch.ones_like(w), (w - low) / torch.where(degenerate, torch.ones_like(span), span))
 
 
+def ssa_weights(lam, rates, mode):
+    """Per-sequence loss weights ``(V, B)`` of SSA views with coefficients ``lam`` and rates ``rates``.
+
+    ``sequence``: the balance weights ``w'`` themselves (the paper's formula). ``batch``: every
+    sequence of a view gets ``sum_b w'_b``, so the view's averaged loss is ``(sum w') x`` its mean
+    loss (what the authors' code computes by broadcasting a ``(B, 1)`` weight against a
+    ``(B*L,)`` loss).
+    """
+    weight = adaptive_weights(lam, rates)
+    if mode == "batch":
+        return weight.sum(dim=-1, keepdim=True).expand_as(weight)
+    return weight
+
+
+def csa_partners(rounds, batch, device):
+    """``rounds`` random permutations of the batch ``(rounds, B)``: each sequence's partner."""
+    return torch.rand(rounds, batch, device=device).argsort(dim=1)
+
+
 def to_recent(seq, lengths):
     """Move each right-padded row's real part to the end (left padding), keeping its order.
 

@@ -270,12 +270,8 @@ class BASRec:
         output = self._encode(seq.repeat(n_views, 1), fused, lengths)
         slots = self._slots(output, lengths).view(n_views, batch, -1, output.size(-1))
         rows, cols = valid
-        weight = aug.adaptive_weights(lam.view(n_views, batch), rates.view(n_views, batch))
-        if self.ssa_weighting == "batch":
-            weight = weight.sum(dim=1, keepdim=True).expand(-1, rows.numel())
-        else:
-            weight = weight[:, rows]
-        return self._loss(slots[:, rows, cols], pos_emb, neg_emb, weight)
+        weight = aug.ssa_weights(lam.view(n_views, batch), rates.view(n_views, batch), self.ssa_weighting)
+        return self._loss(slots[:, rows, cols], pos_emb, neg_emb, weight[:, rows])
 
     def _csa_loss(self, slots, targets, negatives, valid, pos_emb, neg_emb):
         """Cross-sequence augmentation on the un-augmented outputs: ``n_whole_level`` rounds of
@@ -293,7 +289,7 @@ class BASRec:
         item_wise = aug.sample_beta(self.beta, (rounds, n_valid, 1), device).expand(-1, -1, dim)
         feature_wise = aug.sample_beta(self.beta, (rounds, batch, dim), device)[:, rows]
         lam = torch.cat([item_wise, feature_wise])  # (2 * rounds, M, D)
-        partner = torch.rand(2 * rounds, batch, device=device).argsort(dim=1)[:, rows]  # (2 * rounds, M)
+        partner = aug.csa_partners(2 * rounds, batch, device)[:, rows]  # (2 * rounds, M)
         hidden = aug.mixup(slots[rows, cols], slots[partner, cols], lam)
         pos = aug.mixup(pos_emb, self.item_embedding(targets[partner, cols]), lam)
         neg = None if negatives is None else aug.mixup(neg_emb, self.item_embedding(negatives[partner, cols]), lam)
