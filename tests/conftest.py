@@ -56,3 +56,37 @@ def tiny_config_dict(tiny_data_path, tmp_path):
         "state": "ERROR",
         "seed": 0,
     }
+
+
+def read_raw_sequences(data_path, name="tiny"):
+    """user token -> item tokens in time order, straight from the atomic file."""
+    seqs = {}
+    with open(os.path.join(data_path, name, f"{name}.inter")) as f:
+        next(f)
+        for line in f:
+            user, item, _ = line.split("\t")
+            seqs.setdefault(user, []).append(item)
+    return seqs
+
+
+@pytest.fixture
+def tiny_setup(tiny_config_dict):
+    """``build(backbone, **overrides)`` -> config, dataset, model, trainer, (train, valid, test)
+    on the tiny dataset, seeded."""
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    import recbole_basrec  # noqa: F401
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    def build(backbone="SASRec", **overrides):
+        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
+        init_seed(0, True)
+        dataset = create_dataset(config)
+        splits = data_preparation(config, dataset)
+        init_seed(0, True)
+        model = get_model(config["model"])(config, splits[0]._dataset)
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        return config, dataset, model, trainer, splits
+
+    return build

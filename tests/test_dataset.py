@@ -1,22 +1,12 @@
 """BASRec's training protocols on RecBole data: prefix (RecBole's) and sequence (the paper's)."""
 import numpy as np
 import pytest
+from conftest import read_raw_sequences
 from recbole.data import create_dataset, data_preparation
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, sequence_windows
 from recbole_basrec.quick_start.quick_start import build_config
-
-
-def _raw_sequences(data_path):
-    """user token -> item tokens in time order, straight from the atomic file."""
-    seqs = {}
-    with open(f"{data_path}/tiny/tiny.inter") as f:
-        next(f)
-        for line in f:
-            user, item, _ = line.split("\t")
-            seqs.setdefault(user, []).append(item)
-    return seqs
 
 
 def test_windows_cover_every_training_target_exactly_once():
@@ -51,7 +41,7 @@ def built(tiny_data_path, tmp_path):
 def test_sequence_mode_targets_are_the_training_part_of_each_user(built, tiny_data_path):
     config, dataset, (train, valid, test) = built(train_mode="sequence", sequence_windows="all", MAX_ITEM_LIST_LENGTH=5)
     feat = train._dataset.inter_feat
-    raw = _raw_sequences(tiny_data_path)
+    raw = read_raw_sequences(tiny_data_path)
     by_user = {}
     for u, inp, tgt, n in zip(
         feat["user_id"].numpy(), feat["item_id_list"].numpy(), feat[TARGET_LIST_FIELD].numpy(), feat["item_length"].numpy()
@@ -70,7 +60,7 @@ def test_sequence_mode_targets_are_the_training_part_of_each_user(built, tiny_da
 def test_prefix_mode_is_recbole_data_and_evaluation_is_leave_one_out(built, tiny_data_path):
     config, dataset, (train, valid, test) = built(train_mode="prefix")
     assert TARGET_LIST_FIELD not in train._dataset.inter_feat
-    raw = _raw_sequences(tiny_data_path)
+    raw = read_raw_sequences(tiny_data_path)
     assert len(train._dataset) == sum(len(s) - 3 for s in raw.values())
     feat = test._dataset.inter_feat
     for u, target in zip(feat["user_id"].numpy(), feat["item_id"].numpy()):

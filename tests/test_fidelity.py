@@ -3,9 +3,8 @@ pairing, M-Reorder's window, presets and the authors' checkpoints, on tiny hand-
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
+from conftest import read_raw_sequences
 from recbole.model.sequential_recommender import GRU4Rec, SASRec
-from recbole.utils import get_model, get_trainer, init_seed
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import drop_last_items, eval_histories
@@ -15,28 +14,8 @@ from recbole_basrec.quick_start.quick_start import build_config
 
 
 @pytest.fixture
-def setup(tiny_config_dict):
-    def build(backbone="SASRec", **overrides):
-        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
-        init_seed(0, True)
-        dataset = create_dataset(config)
-        train, valid, test = data_preparation(config, dataset)
-        init_seed(0, True)
-        model = get_model(config["model"])(config, train._dataset)
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        return config, dataset, model, trainer, (train, valid, test)
-
-    return build
-
-
-def _raw_sequences(data_path):
-    seqs = {}
-    with open(f"{data_path}/tiny/tiny.inter") as f:
-        next(f)
-        for line in f:
-            user, item, _ = line.split("\t")
-            seqs.setdefault(user, []).append(item)
-    return seqs
+def setup(tiny_setup):
+    return tiny_setup
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -59,7 +38,7 @@ def test_eval_histories_on_a_hand_made_split():
 @pytest.mark.parametrize("mask", [True, False])
 def test_history_items_never_reach_the_ranking(setup, tiny_data_path, monkeypatch, mask):
     config, dataset, model, trainer, (train, valid, test) = setup(eval_mask_history=mask)
-    raw = _raw_sequences(tiny_data_path)
+    raw = read_raw_sequences(tiny_data_path)
     seen = []
     original = type(trainer)._full_sort_batch_eval
 

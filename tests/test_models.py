@@ -1,29 +1,22 @@
 """BASRec models: stock equivalence, loss definitions, learning and leakage on tiny data."""
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
 from recbole.model.sequential_recommender import GRU4Rec, SASRec
-from recbole.utils import get_model, init_seed
+from recbole.utils import init_seed
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import drop_last_items
 from recbole_basrec.data.similarity import load_or_build_top1
 from recbole_basrec.model import augmentation
 from recbole_basrec.model.augmentation import mixup as aug_mix
-from recbole_basrec.quick_start.quick_start import build_config
 
 BACKBONES = ["SASRec", "GRU4Rec", "FMLPRec"]
 
 
 @pytest.fixture
-def make(tiny_config_dict):
+def make(tiny_setup):
     def build(backbone, **overrides):
-        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
-        init_seed(0, True)
-        dataset = create_dataset(config)
-        train, valid, test = data_preparation(config, dataset)
-        init_seed(0, True)
-        model = get_model(config["model"])(config, train._dataset)
+        config, dataset, model, trainer, (train, valid, test) = tiny_setup(backbone, **overrides)
         return config, model, train
 
     return build
