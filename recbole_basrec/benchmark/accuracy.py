@@ -116,7 +116,7 @@ class _Progress:
 
         if not os.path.isfile(self.resume_file):
             return False
-        state = load_checkpoint(self.resume_file)
+        state = _load_resume_state(self.resume_file, load_checkpoint)
         trainer = self.trainer
         trainer.model.load_state_dict(state["state_dict"])
         trainer.optimizer.load_state_dict(state["optimizer"])
@@ -143,10 +143,10 @@ class _Progress:
             "epoch": epoch,
             "cur_step": trainer.cur_step,
             "best_valid_score": float(trainer.best_valid_score),
-            "best_valid_result": {k: float(v) for k, v in (trainer.best_valid_result or {}).items()},
+            "best_valid_result": _plain_floats(trainer.best_valid_result or {}),
             "saved_model_file": trainer.saved_model_file,
-            "valid_history": trainer.valid_history,
-            "marks": [list(m) for m in self.marks],
+            "valid_history": [_plain_floats(h) for h in trainer.valid_history],
+            "marks": [[int(e), float(t), None if v is None else float(v)] for e, t, v in self.marks],
             "rng": torch.get_rng_state(),
             "generator": self.train_data.generator.get_state(),
         }
@@ -172,6 +172,30 @@ class _Progress:
             with open(self.log_file, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
         self._save(epoch)
+
+
+def _plain_floats(result):
+    """A metric dict with plain Python values (RecBole's are numpy scalars, which a
+    weights-only load refuses)."""
+    return {k: (v if isinstance(v, (int, str)) else float(v)) for k, v in result.items()}
+
+
+def _load_resume_state(path, load_checkpoint):
+    """A resume file, weights-only; also one holding numpy scalars in its metric dicts (as
+    written before ``_plain_floats``): only numpy's scalar and dtype are allowed besides tensors."""
+    import numpy as np
+    import torch
+
+    try:
+        return load_checkpoint(path)
+    except ValueError:
+        import importlib
+
+        core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
+        scalar = importlib.import_module(f"{core}.multiarray").scalar
+        dtypes = [v for v in vars(np.dtypes).values() if isinstance(v, type)]
+        with torch.serialization.safe_globals([np.dtype, scalar, *dtypes]):
+            return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
