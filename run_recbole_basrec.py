@@ -24,6 +24,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_concurrent", type=int, default=None, help="trials running at once")
     parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")
     parser.add_argument("--output", default=None, help="YAML file for the search's best config")
+    parser.add_argument("--resume", default=None, help="continue an interrupted run from its -last.pth checkpoint")
     args, rest = parser.parse_known_args(argv)
     return args, overrides(rest)
 
@@ -66,15 +67,25 @@ def main(argv=None):
 
     from recbole_basrec.quick_start import run_recbole_basrec
 
-    result = run_recbole_basrec(args.model, args.dataset, config_file_list=files, config_dict=config_dict)
+    result = run_recbole_basrec(
+        args.model, args.dataset, config_file_list=files, config_dict=config_dict, resume_file=args.resume
+    )
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test      : {dict(result['test_result'])}")
     return 0
 
 
 if __name__ == "__main__":
+    from recbole_basrec.quick_start.quick_start import Interrupted
+
     try:
         sys.exit(main())
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("interrupted before training started", file=sys.stderr)
+        sys.exit(130)
     except (ValueError, FileNotFoundError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

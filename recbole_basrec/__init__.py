@@ -3,7 +3,11 @@
 ``import recbole_basrec`` registers ``BASRecSASRec``, ``BASRecGRU4Rec``, ``BASRecFMLPRec`` and
 ``FMLPRec`` with RecBole, so ``run_recbole(model='BASRecSASRec', ...)`` works as for stock models.
 """
-from recbole_basrec.registry import register as _register
+from recbole_basrec import compat as _compat
+
+_compat.apply()  # before anything builds a RecBole Config or Dataset
+
+from recbole_basrec.registry import register as _register  # noqa: E402
 
 _register()
 

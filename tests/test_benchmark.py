@@ -99,7 +99,7 @@ def test_cli_missing_dataset_exits_zero(tmp_path):
 
 
 def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_path, tmp_path, monkeypatch):
-    from recbole_basrec.benchmark import accuracy
+    from recbole_basrec.trainer import BASRecTrainer
 
     budget = {"stage1_epochs": 2, "stage1_eval_step": 1, "stage1_stopping_step": 5,
               "stage2_epochs": 4, "stage2_eval_step": 1, "stage2_stopping_step": 5}
@@ -112,21 +112,21 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
 
     whole = run("whole")
     lines = []
-    original = accuracy._Progress.__call__
+    original = BASRecTrainer._save_last
 
-    def interrupt(self, epoch, score):
-        original(self, epoch, score)
-        if self.phase == "basrec" and epoch == 1:
-            raise KeyboardInterrupt  # after epoch 2's state was saved
+    def interrupt(self, epoch):
+        original(self, epoch)
+        if f"{os.sep}basrec{os.sep}" in self.last_checkpoint_file and epoch == 1:
+            raise KeyboardInterrupt  # right after epoch 2's state was saved
 
-    monkeypatch.setattr(accuracy._Progress, "__call__", interrupt)
+    monkeypatch.setattr(BASRecTrainer, "_save_last", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run("resumed")
-    monkeypatch.setattr(accuracy._Progress, "__call__", original)
+    monkeypatch.setattr(BASRecTrainer, "_save_last", original)
     resumed = run("resumed", log=lines.append)
     assert "[accuracy] stage1: already finished" in " ".join(lines)
     assert any("[basrec] resumed after epoch 2" in line for line in lines)
-    assert sum(line.startswith("[basrec] epoch") for line in lines) == 2  # epochs 3 and 4 only
+    assert sum(line.startswith("[basrec] stage 2 epoch") for line in lines) == 2  # epochs 3 and 4 only
     for phase in ("stage1", "basrec", "plain"):
         assert resumed[phase]["test"] == whole[phase]["test"]
         assert resumed[phase]["epochs_run"] == whole[phase]["epochs_run"]
@@ -134,16 +134,15 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     assert [p["epoch"] for p in whole["basrec"]["curve"]] == [2, 3, 4]
 
 
-def test_resume_files_with_numpy_metric_values_still_load(tmp_path):
+def test_resume_files_with_numpy_metric_values_load_only_when_asked(tmp_path):
     import numpy as np
     import torch
 
-    from recbole_basrec.benchmark.accuracy import _load_resume_state
     from recbole_basrec.trainer.trainer import load_checkpoint
 
     path = str(tmp_path / "resume.pth")
     torch.save({"valid_history": [{"ndcg@10": np.float64(0.25)}], "w": torch.ones(2)}, path)
     with pytest.raises(ValueError):
         load_checkpoint(path)  # plain weights-only load refuses numpy scalars
-    state = _load_resume_state(path, load_checkpoint)
+    state = load_checkpoint(path, allow_numpy_scalars=True)
     assert state["valid_history"][0]["ndcg@10"] == 0.25 and torch.equal(state["w"], torch.ones(2))

@@ -98,104 +98,39 @@ class _Data:
 
 
 class _Progress:
-    """Called after every epoch: prints one line (phase, epoch, mean loss terms, valid metric,
-    elapsed, time left at most) to the console and the log file, and saves what a restarted
-    run needs to continue the phase from this epoch (``resume_file``, written atomically)."""
+    """Per-epoch bookkeeping of a phase: the trainer's progress line goes to the console and the
+    log file, and its resume state (written after every epoch, atomically) also carries the
+    elapsed time of every epoch, so a restarted run continues the phase and its curve."""
 
-    def __init__(self, phase, trainer, train_data, log, log_file, resume_file):
-        self.phase, self.trainer, self.train_data = phase, trainer, train_data
-        self.log, self.log_file, self.resume_file = log, log_file, resume_file
+    def __init__(self, phase, trainer, log, log_file, resume_file):
+        self.phase, self.trainer, self.log, self.log_file = phase, trainer, log, log_file
         self.start = time.perf_counter()
         self.marks = []  # (epoch, elapsed_s, valid score or None)
+        trainer.progress_sink = self.write
+        trainer.last_file = resume_file
+        trainer.last_extra = lambda: {"marks": [[e, t, s] for e, t, s in self.marks]}
 
-    def restore(self):
-        """Continue an interrupted phase from its last finished epoch, if one was saved."""
-        import torch
-
-        from recbole_basrec.trainer.trainer import load_checkpoint
-
-        if not os.path.isfile(self.resume_file):
-            return False
-        state = _load_resume_state(self.resume_file, load_checkpoint)
-        trainer = self.trainer
-        trainer.model.load_state_dict(state["state_dict"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.start_epoch = state["epoch"] + 1
-        trainer.cur_step = state["cur_step"]
-        trainer.best_valid_score = state["best_valid_score"]
-        trainer.best_valid_result = state["best_valid_result"] or None
-        trainer.saved_model_file = state["saved_model_file"]
-        trainer.valid_history = state["valid_history"]
-        self.marks = [tuple(m) for m in state["marks"]]
-        self.start -= self.marks[-1][1] if self.marks else 0.0
-        torch.set_rng_state(state["rng"])
-        self.train_data.generator.set_state(state["generator"])
-        self.log(f"[{self.phase}] resumed after epoch {state['epoch'] + 1} from {self.resume_file}")
-        return True
-
-    def _save(self, epoch):
-        import torch
-
-        trainer = self.trainer
-        state = {
-            "state_dict": trainer.model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "epoch": epoch,
-            "cur_step": trainer.cur_step,
-            "best_valid_score": float(trainer.best_valid_score),
-            "best_valid_result": _plain_floats(trainer.best_valid_result or {}),
-            "saved_model_file": trainer.saved_model_file,
-            "valid_history": [_plain_floats(h) for h in trainer.valid_history],
-            "marks": [[int(e), float(t), None if v is None else float(v)] for e, t, v in self.marks],
-            "rng": torch.get_rng_state(),
-            "generator": self.train_data.generator.get_state(),
-        }
-        tmp = self.resume_file + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.resume_file)
-
-    def __call__(self, epoch, score):
-        elapsed = time.perf_counter() - self.start
-        validated = score not in (float("inf"), float("-inf"))
-        self.marks.append((epoch, elapsed, score if validated else None))
-        trainer = self.trainer
-        losses = trainer.epoch_losses.get(epoch, ())
-        names = ("rec", "ssa", "csa") if len(losses) == 3 else ("loss",)
-        loss_text = " ".join(f"{n} {v:.4f}" for n, v in zip(names, losses))
-        left = max(trainer.epochs - epoch - 1, 0)
-        valid = f"valid {trainer.valid_metric} {score:.4f} (best {trainer.best_valid_score:.4f})" if validated \
-            else "valid -"
-        line = (f"[{self.phase}] epoch {epoch + 1}/{trainer.epochs} {loss_text} {valid} "
-                f"elapsed {elapsed / 60:.1f} min, at most {left * elapsed / len(self.marks) / 60:.0f} min left")
+    def write(self, line):
+        line = f"[{self.phase}] {line}"
         self.log(line)
         if self.log_file:
             with open(self.log_file, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
-        self._save(epoch)
 
+    def restore(self):
+        """Continue an interrupted phase after its last finished epoch, if one was saved."""
+        path = self.trainer.last_checkpoint_file
+        if not os.path.isfile(path):
+            return False
+        state = self.trainer.resume_checkpoint(path)
+        self.marks = [(int(e), float(t), None if s is None else float(s)) for e, t, s in state.get("marks", [])]
+        self.start -= self.marks[-1][1] if self.marks else 0.0
+        self.write(f"resumed after epoch {state['epoch'] + 1} from {path}")
+        return True
 
-def _plain_floats(result):
-    """A metric dict with plain Python values (RecBole's are numpy scalars, which a
-    weights-only load refuses)."""
-    return {k: (v if isinstance(v, (int, str)) else float(v)) for k, v in result.items()}
-
-
-def _load_resume_state(path, load_checkpoint):
-    """A resume file, weights-only; also one holding numpy scalars in its metric dicts (as
-    written before ``_plain_floats``): only numpy's scalar and dtype are allowed besides tensors."""
-    import numpy as np
-    import torch
-
-    try:
-        return load_checkpoint(path)
-    except ValueError:
-        import importlib
-
-        core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
-        scalar = importlib.import_module(f"{core}.multiarray").scalar
-        dtypes = [v for v in vars(np.dtypes).values() if isinstance(v, type)]
-        with torch.serialization.safe_globals([np.dtype, scalar, *dtypes]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+    def __call__(self, epoch, score):
+        validated = score not in (float("inf"), float("-inf"))
+        self.marks.append((epoch, time.perf_counter() - self.start, float(score) if validated else None))
 
 
 def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
@@ -215,7 +150,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
     net = get_model(config["model"])(config, data.train._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
     resume_file = os.path.join(config["checkpoint_dir"], "resume.pth")
-    progress = _Progress(name, trainer, data.train, log, log_file, resume_file)
+    progress = _Progress(name, trainer, log, log_file, resume_file)
     progress.restore()
     trainer.fit(data.train, data.valid, saved=True, show_progress=False, callback_fn=progress)
     train_s = time.perf_counter() - progress.start

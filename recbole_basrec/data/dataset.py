@@ -148,10 +148,26 @@ class BASRecDataset(SequentialDataset):
     def __init__(self, config):
         complete_config(config)
         check_dataset_files(config)
-        super().__init__(config)
+        try:
+            super().__init__(config)
+        except ValueError as error:
+            if "Unable to convert column" not in str(error):
+                raise
+            inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
+            raise ValueError(
+                f"{error} in {inter_file}: every value of a ':float' column must be a number "
+                f"(write timestamps as numbers, e.g. Unix seconds, or declare the column ':token')."
+            ) from None
 
     def build(self):
         built = super().build()
+        empty = [name for name, split in zip(("training", "validation", "test"), built) if len(split) == 0]
+        if empty:
+            raise ValueError(
+                f"Dataset '{self.dataset_name}' has no {' or '.join(empty)} samples: leave-one-out needs at "
+                f"least 3 interactions per user (train, valid, test); drop shorter users (e.g. "
+                f"user_inter_num_interval: '[3,inf)') or add interactions."
+            )
         user_ptr, items = training_sequences(built, self.user_num)
         train = built[0]
         if self.config["train_mode"] == "sequence":

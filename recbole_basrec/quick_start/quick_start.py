@@ -1,4 +1,5 @@
 """RecBole-style entry points: one call trains, validates and tests a model."""
+import os
 from logging import getLogger
 
 from recbole.config import Config
@@ -8,22 +9,44 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 from recbole_basrec.config import (
     complete_config,
     default_config_files,
+    load_yaml,
     resolve_model_name,
     warn_if_gpu_missing,
 )
+
+
+class Interrupted(Exception):
+    """Training was stopped with Ctrl-C; what was saved so far is named in the message."""
+
+
+def _check_config_files(files):
+    import yaml
+
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Config file '{path}' not found; check the path given to --config_files.")
+        try:
+            load_yaml(path)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or type(error).__name__
+            raise ValueError(f"Config file '{path}' is not valid YAML{where} ({problem}); fix it there.") from None
 
 
 def build_config(model, dataset, config_file_list=None, config_dict=None):
     """A RecBole ``Config`` for ``model`` (backbone or our name) with our defaults underneath
     the user's files, dict and command line."""
     model_name = resolve_model_name(model)
+    _check_config_files(list(config_file_list or []))
     files = default_config_files(model_name, dataset) + list(config_file_list or [])
     config = Config(model=model_name, dataset=dataset, config_file_list=files, config_dict=config_dict)
     return complete_config(config)
 
 
 def run_recbole_basrec(
-    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None,
+    resume_file=None,
 ):
     """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
 
@@ -34,6 +57,7 @@ def run_recbole_basrec(
         config_dict (dict): overrides, over the files.
         saved (bool): save the best checkpoint and test it (else test the final weights).
         callback_fn (callable): called as ``callback_fn(epoch_idx, valid_score)`` after each validation.
+        resume_file (str): continue an interrupted run from its ``-last.pth`` checkpoint.
 
     Returns:
         dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
@@ -44,20 +68,29 @@ def run_recbole_basrec(
     init_logger(config)
     logger = getLogger()
     warn_if_gpu_missing(config)
-    logger.info(config)
 
     dataset = create_dataset(config)
-    logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    # After the data checks, so that a bad input's one-line error is not buried under them.
+    logger.info(config)
+    logger.info(dataset)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if resume_file:
+        trainer.resume_checkpoint(resume_file)
 
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
-    )
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+        )
+    except KeyboardInterrupt:
+        best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
+        last = getattr(trainer, "last_checkpoint_file", None)
+        resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
+        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")

@@ -10,6 +10,7 @@ Checkpoints hold tensors and plain Python values only and are always read with
 ``torch.load(..., weights_only=True)`` (RecBole's own pickle their ``Config``).
 """
 import os
+import time
 from logging import getLogger
 
 import numpy as np
@@ -41,9 +42,37 @@ def _plain(value):
     return None, False
 
 
-def load_checkpoint(path, device="cpu"):
-    """Read a checkpoint safely; explain what to do with RecBole's pickled ones."""
+def save_atomically(state, path):
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it:
+    a kill during the write never leaves a truncated checkpoint."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _numpy_scalar_globals():
+    import importlib
+
+    import numpy as np
+
+    core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
+    dtypes = [v for v in vars(np.dtypes).values() if isinstance(v, type)]
+    return [np.dtype, importlib.import_module(f"{core}.multiarray").scalar, *dtypes]
+
+
+def load_checkpoint(path, device="cpu", allow_numpy_scalars=False):
+    """Read a checkpoint safely; explain what to do with RecBole's pickled ones.
+
+    ``allow_numpy_scalars`` also admits numpy scalars (RecBole's metric values), for resume files
+    written before their metrics were stored as plain floats; nothing else is unpickled.
+    """
     try:
+        if allow_numpy_scalars:
+            with torch.serialization.safe_globals(_numpy_scalar_globals()):
+                return torch.load(path, map_location=device, weights_only=True)
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
@@ -67,6 +96,14 @@ class BASRecTrainer(Trainer):
         self._stage_start = 0  # first epoch index of the current stage
         self._history = None  # (user_ptr, items) on the device while evaluating with masking
         self.epoch_losses = {}  # epoch -> mean loss per batch of each term (rec, ssa, csa) or (loss,)
+        #: Where each epoch's progress line goes, and where the state to resume from is written
+        #: after every epoch (default ``<best checkpoint>-last.pth``); ``last_extra()`` adds to it.
+        self.progress_sink = self.logger.info
+        self.last_file = None
+        self.last_extra = None
+        self._stage_clock = None  # (perf_counter at the stage's start, its first epoch)
+        self._train_data = None
+        self._pending_generator = None  # the data order state of a resumed run
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
@@ -92,12 +129,40 @@ class BASRecTrainer(Trainer):
             "state_dict": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
-        torch.save(state, saved_model_file)
+        save_atomically(state, saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
-    def _load_weights(self, path):
-        checkpoint = load_checkpoint(path, self.device)
+    @property
+    def last_checkpoint_file(self):
+        """Written after every epoch: what ``--resume`` needs to continue this run."""
+        return self.last_file or self.saved_model_file.replace(".pth", "-last.pth")
+
+    def _save_last(self, epoch):
+        state = {
+            "config": self._config_snapshot(),
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
+            "best_model_file": self.saved_model_file,
+            "stage": self.stage,
+            "stage_start": self._stage_start,
+            "epochs": self.epochs,
+            "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "valid_history": [{k: (v if isinstance(v, (int, str)) else float(v)) for k, v in h.items()}
+                              for h in self.valid_history],
+            "rng": torch.get_rng_state(),
+        }
+        if self._train_data is not None and getattr(self._train_data, "generator", None) is not None:
+            state["generator"] = self._train_data.generator.get_state()
+        if self.last_extra:
+            state.update(self.last_extra())
+        save_atomically(state, self.last_checkpoint_file)
+
+    def _load_weights(self, path, allow_numpy_scalars=False):
+        checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
         state_dict = checkpoint.get("state_dict", checkpoint)
         if is_authors_checkpoint(state_dict):
             backbone = backbone_of(self.config["model"])
@@ -113,17 +178,36 @@ class BASRecTrainer(Trainer):
         return checkpoint
 
     def resume_checkpoint(self, resume_file):
+        """Continue from a checkpoint: a ``-last.pth`` file (written after every epoch) restores
+        the epoch, the optimizer, early stopping, the best model so far, the random state and
+        the data order, so the run ends as an uninterrupted one would; a best-model checkpoint
+        restores what it holds."""
         resume_file = str(resume_file)
-        self.saved_model_file = resume_file
-        checkpoint = self._load_weights(resume_file)
+        checkpoint = self._load_weights(resume_file, allow_numpy_scalars=True)
+        saved_by = checkpoint.get("config", {}).get("model", self.config["model"])
+        if saved_by.lower() != self.config["model"].lower():
+            raise ValueError(
+                f"Checkpoint '{resume_file}' was saved by {saved_by}, not {self.config['model']}: "
+                f"resume with --model={saved_by}."
+            )
+        # (early benchmark resume files named the best model 'saved_model_file')
+        self.saved_model_file = checkpoint.get("best_model_file") or checkpoint.get("saved_model_file") or resume_file
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint.get("best_valid_result") or None
         self.stage = checkpoint.get("stage", self.stage)
-        if checkpoint["config"]["model"].lower() != self.config["model"].lower():
-            self.logger.warning("Checkpoint was saved by another model; loading its weights anyway.")
+        self._stage_start = checkpoint.get("stage_start", 0)
+        self.epochs = checkpoint.get("epochs", self.epochs)
+        self.valid_history = checkpoint.get("valid_history", [])
+        if hasattr(self.model, "augment"):
+            self.model.augment = self.stage != 1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if "rng" in checkpoint:
+            torch.set_rng_state(checkpoint["rng"].cpu())
+        self._pending_generator = checkpoint.get("generator")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        return checkpoint
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -164,7 +248,23 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ two-stage training
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._train_data = train_data
+        self._validates = bool(valid_data) and self.eval_step > 0
+        if self._pending_generator is not None:
+            train_data.generator.set_state(self._pending_generator.cpu())
+            self._pending_generator = None
+        user_callback = callback_fn
+
+        def callback_fn(epoch, score):  # after every validated epoch
+            if user_callback:
+                user_callback(epoch, score)
+            self._end_epoch(epoch, score)
+
         if not hasattr(self.model, "augment") or self.start_epoch > 0:
+            if self.stage == 1:  # resumed inside stage 1: finish it, then stage 2
+                self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn, resumed=True)
+                self.stage = 2
+                self.model.augment = True
             return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         stage1_epochs = self.config["stage1_epochs"]
         pretrained = self.config["pretrained_path"]
@@ -191,10 +291,13 @@ class BASRecTrainer(Trainer):
             self._save_checkpoint(-1, verbose=False)
         return self.best_valid_score, self.best_valid_result
 
-    def _run_stage1(self, train_data, valid_data, verbose, show_progress, callback_fn):
+    def _run_stage1(self, train_data, valid_data, verbose, show_progress, callback_fn, resumed=False):
         """Plain training, early-stopped on validation; leaves the best weights loaded and
         resets the schedule so stage 2 runs ``epochs`` epochs with a fresh optimizer."""
-        final_file, stage2_epochs = self.saved_model_file, self.epochs
+        if resumed:  # the checkpoint's best file is the stage-1 one
+            final_file, stage2_epochs = self.saved_model_file.replace("-stage1.pth", ".pth"), self.config["epochs"]
+        else:
+            final_file, stage2_epochs = self.saved_model_file, self.epochs
         self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
         self.stage, self.model.augment = 1, False
         self.epochs = self.config["stage1_epochs"]
@@ -214,10 +317,47 @@ class BASRecTrainer(Trainer):
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._epoch = epoch_idx  # for the validation history (fit validates after training)
+        if self._stage_clock is None or self._stage_clock[1] > epoch_idx or epoch_idx == self._stage_start:
+            self._stage_clock = (time.perf_counter(), epoch_idx)
         losses = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
         terms = losses if isinstance(losses, tuple) else (losses,)
         self.epoch_losses[epoch_idx] = tuple(float(t) / max(len(train_data), 1) for t in terms)
+        if not (getattr(self, "_validates", False) and (epoch_idx + 1) % self.eval_step == 0):
+            self._end_epoch(epoch_idx, None)  # no validation follows this epoch
         return losses
+
+    def _end_epoch(self, epoch, score):
+        """One progress line, then the ``-last.pth`` checkpoint that ``--resume`` continues from."""
+        self.progress_sink(self.progress_line(epoch, score))
+        self._save_last(epoch)
+
+    def progress_line(self, epoch, score=None):
+        """``stage 2 epoch 12/200: rec 0.18 ssa 1.9 csa 2.2, valid ndcg@10 0.0412 (best 0.0420),
+        elapsed 3.1 min, at most 45 min left`` (time left if no early stop)."""
+        losses = self.epoch_losses.get(epoch, ())
+        names = ("rec", "ssa", "csa") if len(losses) == 3 else ("loss",)
+        loss_text = " ".join(f"{n} {v:.4f}" for n, v in zip(names, losses))
+        if score is None or score in (float("inf"), float("-inf")):
+            valid = "valid -"
+        else:
+            valid = f"valid {self.valid_metric} {score:.4f} (best {self.best_valid_score:.4f})"
+        start, first = self._stage_clock or (time.perf_counter(), epoch)
+        elapsed = time.perf_counter() - start
+        done = epoch - first + 1
+        left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
+        stage = {1: "stage 1 ", 2: "stage 2 "}.get(self.stage, "")
+        first_epoch = self._stage_start
+        return (f"{stage}epoch {epoch - first_epoch + 1}/{self.epochs - first_epoch}: {loss_text}, {valid}, "
+                f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
+
+    def _check_nan(self, loss):
+        if not torch.isfinite(loss):
+            good = self.saved_model_file if os.path.isfile(self.saved_model_file) else None
+            where = f"the last good checkpoint is {good}" if good else "no checkpoint was saved before it"
+            raise ValueError(
+                f"Training loss is {loss.item()} at epoch {getattr(self, '_epoch', 0) + 1}, so training stopped; "
+                f"{where}. Lower learning_rate (now {self.learning_rate})."
+            )
 
     def _valid_epoch(self, valid_data, show_progress=False):
         epoch = getattr(self, "_epoch", 0) - self._stage_start
