@@ -75,17 +75,22 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def cli(argv=None):
+    """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C."""
     from recbole_basrec.quick_start.quick_start import Interrupted
 
     try:
-        sys.exit(main())
+        return main(argv)
     except Interrupted as stop:
         print(stop, file=sys.stderr)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         print("interrupted before training started", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except (ValueError, FileNotFoundError, NotImplementedError) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -76,3 +76,41 @@ def test_default_run_learns_on_the_tiny_dataset(tiny_config_dict):
     untrained = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 0}, saved=False)
     trained = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 12})
     assert trained["test_result"]["ndcg@10"] > untrained["test_result"]["ndcg@10"] + 0.1
+
+
+def test_nan_loss_names_the_last_good_checkpoint(tiny_config_dict, monkeypatch):
+    config, model, trainer, (train, valid, test) = _setup({**tiny_config_dict, "epochs": 3})
+    original = type(model).calculate_loss
+    monkeypatch.setattr(
+        type(model), "calculate_loss",
+        lambda self, batch: original(self, batch) if trainer._epoch < 1 else torch.tensor(float("nan")),
+    )
+    with pytest.raises(ValueError, match="Training loss is nan at epoch 2, so training stopped; the last good "
+                                         "checkpoint is .*pth. Lower learning_rate"):
+        trainer.fit(train, valid, saved=True)
+    best = torch.load(trainer.saved_model_file, weights_only=True)
+    assert best["epoch"] == 0 and all(torch.isfinite(v).all() for v in best["state_dict"].values())
+
+
+@pytest.mark.parametrize("stop_epoch", [0, 2])  # inside stage 1, inside stage 2
+def test_interrupted_run_resumes_to_the_same_result(tiny_config_dict, monkeypatch, stop_epoch):
+    from recbole_basrec.quick_start.quick_start import Interrupted
+
+    settings = {**tiny_config_dict, "epochs": 4, "stage1_epochs": 2}
+    whole = run_recbole_basrec("GRU4Rec", "tiny", config_dict=dict(settings, checkpoint_dir=tiny_config_dict["checkpoint_dir"] + "-a"))
+    original = BASRecTrainer._save_last
+
+    def stop_after(self, epoch):
+        original(self, epoch)
+        if epoch == stop_epoch:  # the epoch is saved, then Ctrl-C
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(BASRecTrainer, "_save_last", stop_after)
+    with pytest.raises(Interrupted, match=r"interrupted: best checkpoint so far: .*\.pth; continue with --resume=.*-last\.pth") as stop:
+        run_recbole_basrec("GRU4Rec", "tiny", config_dict=dict(settings, checkpoint_dir=tiny_config_dict["checkpoint_dir"] + "-b"))
+    monkeypatch.setattr(BASRecTrainer, "_save_last", original)
+    last = str(stop.value).split("--resume=")[1]
+    resumed = run_recbole_basrec("GRU4Rec", "tiny", config_dict=dict(settings, checkpoint_dir=tiny_config_dict["checkpoint_dir"] + "-b"),
+                                 resume_file=last)
+    assert resumed["best_valid_result"] == whole["best_valid_result"]
+    assert resumed["test_result"] == whole["test_result"]

@@ -1,4 +1,5 @@
 """RecBole-style entry points: one call trains, validates and tests a model."""
+import logging
 import os
 from logging import getLogger
 
@@ -69,18 +70,25 @@ def run_recbole_basrec(
     logger = getLogger()
     warn_if_gpu_missing(config)
 
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    # After the data checks, so that a bad input's one-line error is not buried under them.
+    # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
+    # is then all the console shows.
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        if resume_file:
+            trainer.resume_checkpoint(resume_file)
+        elif config["pretrained_path"]:
+            trainer._load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
+    finally:
+        logger.setLevel(level)
     logger.info(config)
     logger.info(dataset)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    if resume_file:
-        trainer.resume_checkpoint(resume_file)
 
     try:
         best_valid_score, best_valid_result = trainer.fit(
