@@ -11,12 +11,11 @@ import argparse
 import ast
 import sys
 
-from recbole_basrec.config import BACKBONES, MODELS
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec", help=f"one of {', '.join(list(BACKBONES) + list(MODELS))}")
+    parser.add_argument("--model", "-m", default="SASRec",
+                        help="a backbone (SASRec, GRU4Rec, FMLPRec; BASRec applied) or one of our model names")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="RecBole dataset name under data_path")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
     parser.add_argument("--search", default=None, help="search-space file: run a Ray Tune search instead")
@@ -77,8 +76,11 @@ def main(argv=None):
 
 def cli(argv=None):
     """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C."""
-    from recbole_basrec.quick_start.quick_start import Interrupted
-
+    try:
+        from recbole_basrec.quick_start.quick_start import Interrupted
+    except ImportError as error:  # recbole missing or at another version: the message says what to install
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         return main(argv)
     except Interrupted as stop:

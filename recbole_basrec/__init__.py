@@ -3,7 +3,17 @@
 ``import recbole_basrec`` registers ``BASRecSASRec``, ``BASRecGRU4Rec``, ``BASRecFMLPRec`` and
 ``FMLPRec`` with RecBole, so ``run_recbole(model='BASRecSASRec', ...)`` works as for stock models.
 """
-from recbole_basrec import compat as _compat
+_INSTALL = 'pip install --no-deps "recbole==1.2.1"'
+try:
+    import recbole as _recbole
+except ImportError:
+    raise ImportError(f"recbole-basrec needs recbole 1.2.1, which is not installed: {_INSTALL}") from None
+if _recbole.__version__ != "1.2.1":
+    raise ImportError(
+        f"recbole-basrec supports recbole 1.2.1, found {_recbole.__version__}: {_INSTALL}"
+    )
+
+from recbole_basrec import compat as _compat  # noqa: E402
 
 _compat.apply()  # before anything builds a RecBole Config or Dataset
 

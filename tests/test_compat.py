@@ -34,3 +34,30 @@ def test_patches_are_idempotent():
     compat.apply()
     compat.apply()
     assert Dataset._fill_nan is compat._fill_nan
+
+
+def _python(code):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=root, env={**os.environ, "PYTHONPATH": root})
+
+
+@pytest.mark.parametrize("version, message", [
+    (None, 'recbole-basrec needs recbole 1.2.1, which is not installed: pip install --no-deps "recbole==1.2.1"'),
+    ("1.1.1", 'recbole-basrec supports recbole 1.2.1, found 1.1.1: pip install --no-deps "recbole==1.2.1"'),
+])
+def test_missing_or_unsupported_recbole_is_one_line(version, message):
+    fake = "None" if version is None else f"types.SimpleNamespace(__version__='{version}')"
+    proc = _python(
+        "import sys, types\n"
+        f"sys.modules['recbole'] = {fake}\n"
+        "sys.argv = ['run_recbole_basrec.py']\n"
+        "from run_recbole_basrec import cli\n"
+        "sys.exit(cli([]))\n"
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"error: {message}"

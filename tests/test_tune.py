@@ -126,3 +126,21 @@ def test_ray_shut_down_on_ctrl_c(tiny_config_dict, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_search("SASRec", "tiny", SASREC_SPACE, config_dict=tiny_config_dict, num_samples=1)
     assert_ray_down()
+
+
+def test_search_without_ray_says_how_to_install_it():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\n"
+         "sys.modules['ray'] = None  # as if Ray were not installed\n"
+         "sys.argv = ['run_recbole_basrec.py']\n"
+         "from run_recbole_basrec import cli\n"
+         "sys.exit(cli(['--search=properties/search/SASRec.hyper']))\n"],
+        capture_output=True, text=True, timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": root},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == 'error: --search needs Ray Tune, which is not installed: pip install "ray[tune]>=2.41"'

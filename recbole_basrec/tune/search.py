@@ -18,10 +18,8 @@ import sys
 import time
 
 import yaml
-from ray.tune import Callback
 
 from recbole_basrec.config import load_yaml
-from recbole_basrec.tune.search_space import describe, parse_search_space
 
 #: Trial status in our table: Ray's TERMINATED splits into FINISHED (ran to the end) and
 #: STOPPED (ended early by ASHA); ERROR becomes FAILED.
@@ -89,9 +87,8 @@ def _make_trainable(model, dataset, config_file_list, config_dict, run_fn, cpus,
     """The function each Ray worker runs for one trial (a closure, pickled to the workers)."""
 
     def trainable(params):
-        from ray.air import session
-
         import torch
+        from ray import tune
 
         fn = run_fn
         if fn is None:
@@ -109,7 +106,8 @@ def _make_trainable(model, dataset, config_file_list, config_dict, run_fn, cpus,
             trial_dict["gpu_id"] = ",".join(str(i) for i in ray.get_gpu_ids())
 
         def callback(epoch_idx, valid_score):
-            session.report({"valid_score": float(valid_score), "epoch": int(epoch_idx)})
+            if math.isfinite(valid_score):  # epochs before valid_start_epoch are not validated
+                tune.report({"valid_score": float(valid_score), "epoch": int(epoch_idx)})
 
         # saved=True: the test result is the best-validation checkpoint's, as the runner reports it.
         result = fn(model, dataset, config_file_list, config_dict=trial_dict, saved=True, callback_fn=callback)
@@ -117,28 +115,44 @@ def _make_trainable(model, dataset, config_file_list, config_dict, run_fn, cpus,
         final = {"valid_score": best, "best_valid_score": best, "finished": True}
         final.update(_flatten("valid", result.get("best_valid_result")))
         final.update(_flatten("test", result.get("test_result")))
-        session.report(final)
+        tune.report(final)
 
     return trainable
 
 
-class _TrialCollector(Callback):
-    """Keeps Ray's Trial objects (id, config, status, last result) for our own table."""
+def _trial_collector():
+    """A Ray Tune callback keeping the Trial objects (id, config, status, last result) for our table."""
+    from ray.tune import Callback
 
-    def __init__(self):
-        self.trials = {}
+    class TrialCollector(Callback):
+        def __init__(self):
+            self.trials = {}
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.trials[trial.trial_id] = trial
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.trials[trial.trial_id] = trial
 
-    def on_experiment_end(self, trials, **info):
-        for trial in trials:
-            self.trials.setdefault(trial.trial_id, trial)
+        def on_experiment_end(self, trials, **info):
+            for trial in trials:
+                self.trials.setdefault(trial.trial_id, trial)
+
+    return TrialCollector()
+
+
+def _import_ray():
+    try:
+        import ray  # noqa: F401
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "--search needs Ray Tune, which is not installed: pip install \"ray[tune]>=2.41\""
+        ) from None
 
 
 def _error_of(trial):
     """Last line of the trial's error file: the exception, e.g. ``ValueError: ...``."""
-    path = getattr(trial, "error_file", None)
+    path = None
+    if getattr(trial, "path", None) and getattr(trial, "error_filename", None):
+        path = os.path.join(trial.path, trial.error_filename)
     if not path or not os.path.isfile(path):
         return "failed (no error file)" if trial.status == "ERROR" else None
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -165,7 +179,7 @@ def _trial_record(trial, mode):
         "best_valid_score": None if best is None or math.isnan(best) else float(best),
         "metrics": {k: float(v) for k, v in last.items() if k.startswith(("test/", "valid/"))},
         "error": _error_of(trial) if status == FAILED else None,
-        "path": getattr(trial, "local_path", None),
+        "path": getattr(trial, "path", None),
     }
 
 
@@ -239,6 +253,9 @@ def run_search(
             f"Search space file '{search_file}' not found; pass an existing .hyper file, "
             "e.g. properties/search/SASRec.hyper"
         )
+    _import_ray()
+    from recbole_basrec.tune.search_space import describe, parse_search_space
+
     space = parse_search_space(search_file)
 
     # Ray runs each trial in its own working directory: every path must be absolute.
@@ -264,13 +281,13 @@ def run_search(
     trainable = _make_trainable(model, dataset, config_file_list, trial_dict, run_fn, cpus, gpu)
 
     import ray
-    from ray import air, tune
+    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     print(f"Search space ({search_file}): {describe(space)}")
     print(f"{num_samples} sample(s), max_concurrent={max_concurrent}, resources per trial: {resources}")
 
-    collector = _TrialCollector()
+    collector = _trial_collector()
     experiment = f"basrec-{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage_path = os.path.join(trial_dict["checkpoint_dir"], "ray_results")
     owns_ray = not ray.is_initialized()
@@ -298,21 +315,22 @@ def run_search(
                 max_concurrent_trials=max_concurrent,
                 reuse_actors=False,  # a fresh process per trial: clean RecBole logging and seeds
             ),
-            run_config=air.RunConfig(
+            run_config=tune.RunConfig(
                 name=experiment,
                 storage_path=storage_path,
                 callbacks=[collector],
                 # A failing trial is recorded as FAILED; the others go on.
-                failure_config=air.FailureConfig(max_failures=0, fail_fast=False),
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
                 verbose=1,
             ),
         )
         tuner.fit()
+        # Trial records read their files and results while Ray is still up.
+        trials = [_trial_record(t, mode) for _, t in sorted(collector.trials.items())]
     finally:
         if owns_ray:
             ray.shutdown()
 
-    trials = [_trial_record(t, mode) for _, t in sorted(collector.trials.items())]
     print(format_table(trials, valid_metric))
     scored = [t for t in trials if t["best_valid_score"] is not None and t["status"] != FAILED]
     if not scored:
