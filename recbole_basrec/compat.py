@@ -2,6 +2,8 @@
 
 Each patch names the RecBole file it covers and does nothing where it is not needed.
 """
+import os
+
 import numpy as np
 
 _APPLIED = False
@@ -46,6 +48,39 @@ def patch_fill_nan():
         Dataset._fill_nan = _fill_nan
 
 
+def _download(self):
+    """``Dataset._download`` of ``recbole/data/dataset/dataset.py`` that also works in a single
+    process: RecBole's calls ``torch.distributed.barrier()`` unconditionally, which fails
+    ("Default process group has not been initialized") right after the files were extracted.
+    Same URL (RecBole's ``url.yaml``), same folder, same steps; the barrier only under
+    torch.distributed."""
+    import torch.distributed as dist
+    from recbole.utils.url import decide_download, download_url, extract_zip, makedirs, rename_atomic_files
+
+    distributed = dist.is_available() and dist.is_initialized()
+    if self.config["local_rank"] == 0:
+        url = self._get_download_url("url")
+        self.logger.info(f"Prepare to download dataset [{self.dataset_name}] from [{url}].")
+        if not decide_download(url):
+            raise ValueError(f"Download of dataset '{self.dataset_name}' declined; put its atomic files "
+                             f"under {self.dataset_path} instead.")
+        makedirs(self.dataset_path)
+        path = download_url(url, self.dataset_path)
+        extract_zip(path, self.dataset_path)
+        os.unlink(path)
+        rename_atomic_files(self.dataset_path, os.path.splitext(os.path.basename(path))[0], self.dataset_name)
+        self.logger.info("Downloading done.")
+    if distributed:
+        dist.barrier()
+
+
+def patch_download():
+    from recbole.data.dataset import Dataset
+
+    if Dataset._download is not _download:
+        Dataset._download = _download
+
+
 def apply():
     """Apply every patch (idempotent)."""
     global _APPLIED
@@ -53,4 +88,5 @@ def apply():
         return
     restore_numpy_aliases()
     patch_fill_nan()
+    patch_download()
     _APPLIED = True

@@ -23,10 +23,26 @@ HISTORY_LENGTH_FIELD = "history_length"
 _ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
+def recbole_downloads(name):
+    """Whether RecBole knows where to download dataset ``name`` (its ``url.yaml``)."""
+    import recbole
+    import yaml
+
+    url_file = os.path.join(os.path.dirname(recbole.__file__), "properties", "dataset", "url.yaml")
+    with open(url_file, encoding="utf-8") as f:
+        return name in (yaml.safe_load(f) or {})
+
+
 def check_dataset_files(config):
-    """Fail early, naming the fix, when the atomic files are missing or malformed."""
+    """Fail early, naming the fix, when the atomic files are missing or malformed.
+
+    A dataset whose folder does not exist yet but that RecBole can download is left to RecBole,
+    which downloads it exactly as for its own models; the files are checked when present.
+    """
     name, path = config["dataset"], config["data_path"]
     inter_file = os.path.join(path, f"{name}.inter")
+    if not os.path.exists(path) and recbole_downloads(name):
+        return
     if not os.path.isfile(inter_file):
         raise FileNotFoundError(
             f"Dataset '{name}' not found: expected the atomic file {os.path.abspath(inter_file)}. "
