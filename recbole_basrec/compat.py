@@ -48,6 +48,29 @@ def patch_fill_nan():
         Dataset._fill_nan = _fill_nan
 
 
+_original_dataframe_to_interaction = None
+
+
+def _dataframe_to_interaction(self, data):
+    """``Dataset._dataframe_to_interaction`` of ``recbole/data/dataset/dataset.py`` on writable
+    copies of the columns: under pandas' copy-on-write, ``.values`` is read-only and RecBole's
+    ``torch.LongTensor(values)`` then shares read-only memory (torch warns that writing to it is
+    undefined)."""
+    import types
+
+    columns = {k: types.SimpleNamespace(values=np.array(data[k].values, copy=True)) for k in data}
+    return _original_dataframe_to_interaction(self, columns)
+
+
+def patch_dataframe_to_interaction():
+    global _original_dataframe_to_interaction
+    from recbole.data.dataset import Dataset
+
+    if Dataset._dataframe_to_interaction is not _dataframe_to_interaction:
+        _original_dataframe_to_interaction = Dataset._dataframe_to_interaction
+        Dataset._dataframe_to_interaction = _dataframe_to_interaction
+
+
 def _download(self):
     """``Dataset._download`` of ``recbole/data/dataset/dataset.py`` that also works in a single
     process: RecBole's calls ``torch.distributed.barrier()`` unconditionally, which fails
@@ -89,4 +112,5 @@ def apply():
     restore_numpy_aliases()
     patch_fill_nan()
     patch_download()
+    patch_dataframe_to_interaction()
     _APPLIED = True

@@ -30,6 +30,25 @@ def test_fill_nan_imputes_under_copy_on_write():
     assert tiny.inter_feat["rating"].tolist() == [1.0, 2.0, 3.0]
 
 
+def test_columns_become_writable_tensors_under_copy_on_write():
+    import warnings
+
+    import torch
+
+    class Tiny:
+        field2type = {"item": FeatureType.TOKEN}
+        config = {"numerical_features": []}
+
+    with pd.option_context("mode.copy_on_write", True):
+        frame = pd.DataFrame({"item": np.array([3, 1, 2], dtype=np.int64)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch warns when it wraps read-only memory
+            inter = Dataset._dataframe_to_interaction(Tiny(), frame)
+    inter["item"][0] = 7  # RecBole's own tensors may be written to
+    assert inter["item"].tolist() == [7, 1, 2] and frame["item"].tolist() == [3, 1, 2]
+    assert isinstance(inter["item"], torch.Tensor)
+
+
 def test_patches_are_idempotent():
     compat.apply()
     compat.apply()

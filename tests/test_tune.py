@@ -144,3 +144,29 @@ def test_search_without_ray_says_how_to_install_it():
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == 'error: --search needs Ray Tune, which is not installed: pip install "ray[tune]>=2.41"'
+
+
+def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, tmp_path, monkeypatch):
+    """`ray start --head` on 127.0.0.1, a one-trial search through --ray_address, cluster still up."""
+    import socket
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    address = f"127.0.0.1:{port}"
+    subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
+    try:
+        out = run_search("SASRec", "tiny", SASREC_SPACE, config_dict=dict(tiny_config_dict, epochs=1),
+                         num_samples=1, ray_address=address)
+        assert [t["status"] for t in out["trials"]] == [FINISHED]
+        assert not ray.is_initialized()  # the driver left, the cluster stays
+        status = subprocess.run([ray_cli, "status", f"--address={address}"], capture_output=True, text=True,
+                                timeout=120)
+        assert status.returncode == 0, status.stderr
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=180)

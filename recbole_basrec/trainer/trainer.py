@@ -11,6 +11,7 @@ Checkpoints hold tensors and plain Python values only and are always read with
 """
 import os
 import time
+import warnings
 from logging import getLogger
 
 import numpy as np
@@ -70,10 +71,13 @@ def load_checkpoint(path, device="cpu", allow_numpy_scalars=False):
     written before their metrics were stored as plain floats; nothing else is unpickled.
     """
     try:
-        if allow_numpy_scalars:
-            with torch.serialization.safe_globals(_numpy_scalar_globals()):
-                return torch.load(path, map_location=device, weights_only=True)
-        return torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about unusual pickle protocols before refusing them: our message says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            if allow_numpy_scalars:
+                with torch.serialization.safe_globals(_numpy_scalar_globals()):
+                    return torch.load(path, map_location=device, weights_only=True)
+            return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
     except Exception as error:  # unpickling refused: not a weights-only checkpoint
