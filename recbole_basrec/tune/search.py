@@ -149,15 +149,30 @@ def _import_ray():
 
 
 def _error_of(trial):
-    """Last line of the trial's error file: the exception, e.g. ``ValueError: ...``."""
-    path = None
-    if getattr(trial, "path", None) and getattr(trial, "error_filename", None):
-        path = os.path.join(trial.path, trial.error_filename)
+    """Last line of the trial's error text: the exception, e.g. ``RuntimeError: ...``.
+
+    Current Ray writes the error file to the driver's staging folder (``error_file``) and
+    syncs it to the trial's storage (``get_error``) later, so both are tried.
+    """
+    texts = []
+    for read in (lambda: trial.get_error(), lambda: _read_text(trial.error_file),
+                 lambda: _read_text(os.path.join(trial.path, trial.error_filename))):
+        try:
+            texts.append(read())
+        except Exception:  # an attribute this Ray version lacks, or a file not synced yet
+            continue
+    for text in texts:
+        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "failed (no error file)" if trial.status == "ERROR" else None
+
+
+def _read_text(path):
     if not path or not os.path.isfile(path):
-        return "failed (no error file)" if trial.status == "ERROR" else None
+        return None
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    return lines[-1] if lines else "failed"
+        return f.read()
 
 
 def _trial_record(trial, mode):
