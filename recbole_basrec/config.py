@@ -4,6 +4,7 @@ RecBole reads a model's defaults only from its own package folder. Our defaults 
 ``properties/``: the runner passes them as config files, and :func:`complete_config` fills them
 into a stock :class:`recbole.config.Config` when a pipeline names our models directly.
 """
+import functools
 import os
 import re
 import sys
@@ -14,15 +15,50 @@ import yaml
 import recbole
 from recbole.utils import InputType
 
-#: Backbone name -> the BASRec model built on it.
-BACKBONES = {
+#: Backbones with a hand-written adapter (per-position outputs, length-grouped encoding).
+HANDWRITTEN = {
     "SASRec": "BASRecSASRec",
     "GRU4Rec": "BASRecGRU4Rec",
     "FMLPRec": "BASRecFMLPRec",
 }
-BASREC_MODELS = tuple(BACKBONES.values())
-#: Every model name this package registers with RecBole.
-MODELS = BASREC_MODELS + ("FMLPRec",)
+#: Our plain models (RecBole 1.2.1 has no FMLP-Rec).
+PLAIN_MODELS = ("FMLPRec",)
+
+
+@functools.lru_cache(maxsize=None)
+def stock_sequential_models():
+    """Name -> class of every stock RecBole sequential model."""
+    from recbole.model import sequential_recommender as stock
+    from recbole.model.abstract_recommender import SequentialRecommender
+
+    return {
+        name: cls for name, cls in sorted(vars(stock).items())
+        if isinstance(cls, type) and issubclass(cls, SequentialRecommender) and cls is not SequentialRecommender
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def backbones():
+    """Backbone name -> the BASRec model built on it: hand-written adapters, and the generic
+    path (:mod:`recbole_basrec.model.generic`) for every other stock sequential model."""
+    mapping = {name: f"BASRec{name}" for name in stock_sequential_models()}
+    mapping.update(HANDWRITTEN)
+    return mapping
+
+
+def basrec_models():
+    return tuple(backbones().values())
+
+
+def is_generic(model_name):
+    """Whether ``model_name`` is BASRec on a stock model through the generic path."""
+    return model_name in basrec_models() and model_name not in HANDWRITTEN.values()
+
+
+def our_models():
+    """Every model name this package registers with RecBole."""
+    return basrec_models() + PLAIN_MODELS
+
 
 TRAIN_MODES = ("prefix", "sequence")
 SEQUENCE_WINDOWS = ("all", "last")
@@ -52,18 +88,20 @@ def properties_dir():
 
 def resolve_model_name(name):
     """Map a runner ``--model`` (backbone or our model name, any case) to a registered model."""
-    lookup = {n.lower(): n for n in MODELS}
-    lookup.update({b.lower(): m for b, m in BACKBONES.items()})
+    lookup = {n.lower(): n for n in our_models()}
+    lookup.update({b.lower(): m for b, m in backbones().items()})
     try:
         return lookup[str(name).lower()]
     except KeyError:
-        valid = ", ".join(list(BACKBONES) + list(MODELS))
-        raise ValueError(f"Unknown model '{name}'. Valid models: {valid}.") from None
+        raise ValueError(
+            f"Unknown model '{name}'. Valid models: a RecBole sequential model name (e.g. SASRec, GRU4Rec, NARM), "
+            f"FMLPRec, or BASRec<name>."
+        ) from None
 
 
 def backbone_of(model_name):
     """The backbone a registered model is built on (``FMLPRec`` for itself)."""
-    for backbone, model in BACKBONES.items():
+    for backbone, model in backbones().items():
         if model == model_name:
             return backbone
     return model_name
@@ -77,9 +115,13 @@ def default_config_files(model_name, dataset=None):
     stock = os.path.join(os.path.dirname(recbole.__file__), "properties", "model", f"{backbone}.yaml")
     files = [stock if os.path.isfile(stock) else os.path.join(props, "model", f"{backbone}.yaml")]
     files.append(os.path.join(props, "overall.yaml"))
+    if model_name in basrec_models():
+        files.append(os.path.join(props, "model", "BASRec.yaml"))
     own = os.path.join(props, "model", f"{model_name}.yaml")
     if model_name != backbone and os.path.isfile(own):
         files.append(own)
+    if is_generic(model_name):
+        files.append(os.path.join(props, "model", "BASRec-generic.yaml"))
     preset = preset_file(backbone, dataset)
     if preset:
         files.append(preset)
@@ -136,8 +178,12 @@ def complete_config(config):
     Only keys the user did not set are filled; values RecBole derives from them
     (input type, negative sampling) are then made consistent. Idempotent.
     """
-    if getattr(config, "_basrec_completed", False) or config["model"] not in MODELS:
+    if getattr(config, "_basrec_completed", False) or config["model"] not in our_models():
         return config
+    if is_generic(config["model"]):
+        from recbole_basrec.model.generic import check_servable
+
+        check_servable(stock_sequential_models()[backbone_of(config["model"])])
     user_keys = set(config.external_config_dict)
     for key, value in default_config_dict(config["model"], config["dataset"]).items():
         if key not in user_keys:
@@ -185,7 +231,8 @@ def validate_config(config):
     if isinstance(config["valid_start_epoch"], bool) or not isinstance(config["valid_start_epoch"], int) \
             or config["valid_start_epoch"] < 0:
         fail(f"valid_start_epoch must be an integer >= 0, got {config['valid_start_epoch']!r}.")
-    if config["model"] not in BASREC_MODELS:
+    validate_tta(config, fail)
+    if config["model"] not in basrec_models():
         return
 
     def integer(key, low=0):
@@ -216,6 +263,9 @@ def validate_config(config):
             fail(f"{key} must be >= 0, got {config[key]}.")
     if config["train_mode"] not in TRAIN_MODES:
         fail(f"train_mode must be one of {', '.join(TRAIN_MODES)}, got {config['train_mode']!r}.")
+    if is_generic(config["model"]) and config["train_mode"] != "prefix":
+        fail(f"{config['model']} is served by the generic path, which trains one target per prefix: "
+             f"set train_mode=prefix (train_mode=sequence needs a hand-written adapter: SASRec, GRU4Rec, FMLPRec).")
     if config["sequence_windows"] not in SEQUENCE_WINDOWS:
         fail(f"sequence_windows must be one of {', '.join(SEQUENCE_WINDOWS)}, got {config['sequence_windows']!r}.")
     for key, choices in (("align", ALIGNS), ("ssa_weighting", SSA_WEIGHTINGS),
@@ -231,6 +281,33 @@ def validate_config(config):
         fail(f"pretrained_path '{path}' does not exist; point it at a stage-1 checkpoint (ours or the authors').")
     if config["MAX_ITEM_LIST_LENGTH"] < 2:
         fail("MAX_ITEM_LIST_LENGTH must be >= 2.")
+
+
+def fill_tta_defaults(config):
+    """TTA keys a stock model's config lacks, from ``overall.yaml`` (so our trainer can test any model)."""
+    defaults = load_yaml(os.path.join(properties_dir(), "overall.yaml"))
+    for key in ("tta", "tta_views", "tta_noise", "tta_mask_rate", "tta_keep_original"):
+        if config[key] is None:
+            config[key] = defaults[key]
+
+
+def validate_tta(config, fail):
+    from recbole_basrec.trainer.tta import TTA_MODES
+
+    if config["tta"] not in TTA_MODES:
+        fail(f"tta must be one of {', '.join(TTA_MODES)}, got {config['tta']!r}.")
+    views = config["tta_views"]
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        fail(f"tta_views must be an integer >= 1, got {views!r}.")
+    noise = config["tta_noise"]
+    if not isinstance(noise, (list, tuple)) or len(noise) != 2 \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in noise) or noise[0] > noise[1]:
+        fail(f"tta_noise must be [low, high] with low <= high, e.g. [0.5, 1.0]; got {noise!r}.")
+    rate = config["tta_mask_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        fail(f"tta_mask_rate must lie in [0, 1), got {rate!r}.")
+    if not isinstance(config["tta_keep_original"], bool):
+        fail(f"tta_keep_original must be True or False, got {config['tta_keep_original']!r}.")
 
 
 def warn_if_gpu_missing(config):

@@ -10,8 +10,9 @@ def test_backbone_and_our_names_resolve_and_unknown_names_list_the_valid_ones():
     assert resolve_model_name("sasrec") == "BASRecSASRec"
     assert resolve_model_name("BASRecGRU4Rec") == "BASRecGRU4Rec"
     assert resolve_model_name("FMLPRec") == "BASRecFMLPRec"
-    with pytest.raises(ValueError, match="Unknown model 'Caser'. Valid models: SASRec, GRU4Rec, FMLPRec"):
-        resolve_model_name("Caser")
+    assert resolve_model_name("Caser") == "BASRecCaser"  # the generic path
+    with pytest.raises(ValueError, match="Unknown model 'Casr'. Valid models: a RecBole sequential model name"):
+        resolve_model_name("Casr")
 
 
 def test_defaults_combine_backbone_shared_and_basrec_files():

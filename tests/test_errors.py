@@ -66,6 +66,9 @@ def inputs(tmp_path_factory, tiny_data_path_module):
     on_tiny = ["--dataset=tiny", f"--data_path={tiny}"] + small
     return {
         "unknown-model": ["--model=Nope"] + on_tiny,
+        "refused-model": ["--model=BERT4Rec"] + on_tiny,
+        "generic-sequence-mode": ["--model=NARM", "--train_mode=sequence"] + on_tiny,
+        "unknown-tta": ["--tta=tdrop"] + on_tiny,
         "missing-dataset": ["--dataset=nowhere", f"--data_path={data}"] + small,
         "malformed-header": ["--dataset=nohdr", f"--data_path={data}"] + small,
         "two-interactions": ["--dataset=two", f"--data_path={data}"] + small,

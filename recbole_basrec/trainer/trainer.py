@@ -12,6 +12,7 @@ Checkpoints hold tensors and plain Python values only and are always read with
 import os
 import time
 import warnings
+from contextlib import contextmanager, nullcontext
 from logging import getLogger
 
 import numpy as np
@@ -19,9 +20,10 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_basrec.config import backbone_of, complete_config, default_config_dict
+from recbole_basrec.config import backbone_of, complete_config, default_config_dict, fill_tta_defaults
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
+from recbole_basrec.trainer.tta import augment_at_test_time
 
 _PLAIN = (str, int, float, bool, type(None))
 # Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
@@ -92,6 +94,7 @@ class BASRecTrainer(Trainer):
 
     def __init__(self, config, model):
         complete_config(config)
+        fill_tta_defaults(config)
         super().__init__(config, model)
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
         self.stage = 2 if hasattr(model, "augment") else 0
@@ -108,6 +111,7 @@ class BASRecTrainer(Trainer):
         self._stage_clock = None  # (perf_counter at the stage's start, its first epoch)
         self._train_data = None
         self._pending_generator = None  # the data order state of a resumed run
+        self._validating = False  # test-time augmentation applies to tests only, as TTA4SR
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
@@ -222,10 +226,20 @@ class BASRecTrainer(Trainer):
             self._load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
+        augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.config)
         try:
-            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+            with augmenting:
+                return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         finally:
             self._history = None
+
+    @contextmanager
+    def _validation(self):
+        self._validating = True
+        try:
+            yield
+        finally:
+            self._validating = False
 
     def _eval_history(self, dataset):
         history = getattr(dataset, "basrec_history", None)
@@ -288,7 +302,8 @@ class BASRecTrainer(Trainer):
         so testing afterwards evaluates exactly these weights."""
         self.logger.info(set_color("epochs=0: evaluating the loaded weights, no training", "green"))
         if valid_data:
-            self.best_valid_score, self.best_valid_result = super()._valid_epoch(valid_data, show_progress)
+            with self._validation():
+                self.best_valid_score, self.best_valid_result = super()._valid_epoch(valid_data, show_progress)
             self.logger.info(set_color("valid result", "blue") + f": {self.best_valid_result}")
             self.valid_history.append({"stage": self.stage, "epoch": -1, **self.best_valid_result})
         if saved:
@@ -370,7 +385,8 @@ class BASRecTrainer(Trainer):
             # so far, so that early stopping and the saved model start at the first validation.
             self.logger.info(f"validation starts at epoch {self.valid_start_epoch} of this stage")
             return (-np.inf if self.valid_metric_bigger else np.inf), {}
-        valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
+        with self._validation():
+            valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         self.valid_history.append({"stage": self.stage, "epoch": getattr(self, "_epoch", -1), **valid_result})
         return valid_score, valid_result
 

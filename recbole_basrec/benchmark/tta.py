@@ -1,0 +1,70 @@
+"""Test-time augmentation on trained models: no augmentation vs TNoise vs TMask, valid and test,
+with the evaluation time each costs. The trained models are the BASRec authors' stage-1
+checkpoints (``../shared/data/reference/``), or any checkpoint given with ``--checkpoint``.
+
+    python -m recbole_basrec.benchmark tta --models SASRec GRU4Rec
+
+Valid scores are given so that TTA settings can be chosen without looking at the test.
+"""
+import os
+import time
+
+from recbole_basrec.benchmark import common
+from recbole_basrec.benchmark.accuracy import reference_checkpoint
+
+METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
+#: mode -> the settings it runs with (the authors' Beauty settings; views as TMask's m).
+VARIANTS = {
+    "none": {"tta": "none"},
+    "tnoise": {"tta": "tnoise", "tta_views": 10, "tta_noise": [0.5, 1.0]},
+    "tmask": {"tta": "tmask", "tta_views": 10, "tta_mask_rate": 0.5},
+    "tmask-0.2": {"tta": "tmask", "tta_views": 10, "tta_mask_rate": 0.2},
+    "tnoise-0.1": {"tta": "tnoise", "tta_views": 10, "tta_noise": [0.0, 0.1]},
+}
+
+
+def _metrics(result):
+    return {m: float(result[m]) for m in METRICS if m in result}
+
+
+def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020, data_file=None, data_path=None,
+            cache_dir=None, out_dir=common.DEFAULT_OUT, tag=None):
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    dataset_name, data_path = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
+    record = {"job": "tta", "dataset": dataset_name, "seed": seed,
+              "protocol": "full ranking, history masked, leave-one-out; TTA on valid and test inputs",
+              "environment": common.environment(), "runs": []}
+    for model in models:
+        path = checkpoint or reference_checkpoint(model, dataset_name)
+        if not path or not os.path.isfile(path):
+            raise common.DatasetMissing(f"no trained {model} checkpoint for {dataset_name} (pass --checkpoint)")
+        config = build_config(model, dataset_name, config_dict=common.quiet_config(
+            {"data_path": data_path, "seed": seed, "basrec": False}))
+        init_seed(seed, config["reproducibility"])
+        train, valid, test = data_preparation(config, create_dataset(config))
+        net = get_model(config["model"])(config, train._dataset).to(config["device"])
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        trainer._load_weights(path)
+        for name in variants or VARIANTS:
+            for key, value in VARIANTS[name].items():
+                config[key] = value
+            start = time.perf_counter()
+            valid_result = trainer.evaluate(valid, load_best_model=False)
+            valid_s = time.perf_counter() - start
+            start = time.perf_counter()
+            test_result = trainer.evaluate(test, load_best_model=False)
+            test_s = time.perf_counter() - start
+            run = {"model": model, "variant": name, "settings": VARIANTS[name], "checkpoint": path,
+                   "valid": _metrics(valid_result), "test": _metrics(test_result),
+                   "valid_eval_s": valid_s, "test_eval_s": test_s}
+            record["runs"].append(run)
+            common.say(f"[tta] {model} {name}: valid NDCG@10 {run['valid']['ndcg@10']:.4f}, "
+                       f"test NDCG@10 {run['test']['ndcg@10']:.4f}, test evaluation {test_s:.1f} s")
+    stem = f"tta-{dataset_name.lower()}" + (f"-{tag}" if tag else "")
+    json_path = common.write_json(record, os.path.join(out_dir, f"{stem}.json"))
+    common.say(f"[tta] wrote {json_path}")
+    return record

@@ -1,0 +1,110 @@
+"""BASRec on stock RecBole sequential models through the generic path (no hand-written adapter)."""
+import pytest
+import torch
+from recbole.utils import get_model, init_seed
+
+import recbole_basrec  # noqa: F401
+from recbole_basrec.config import HANDWRITTEN, stock_sequential_models
+from recbole_basrec.model.generic import GenericBASRec
+
+#: Stock models the generic path serves (the README's list); every other one is refused.
+SERVED = ["Caser", "FEARec", "FOSSIL", "LightSANs", "NARM", "NextItNet", "SHAN", "SINE", "STAMP"]
+#: Refused models -> a fragment of the one-line reason.
+REFUSED = {
+    "BERT4Rec": "masked-item objective",
+    "CORE": "scores items other than",
+    "DIEN": "click-through",
+    "DIN": "click-through",
+    "FDSA": "feature fields",
+    "FPMC": "takes forward(user, item_seq, item_seq_len, next_item)",
+    "GCSAN": "does not embed its input sequence",
+    "GRU4RecCPR": "fails on a probe batch",
+    "GRU4RecF": "feature fields",
+    "GRU4RecKG": "knowledge-graph",
+    "HGN": "scores items other than",
+    "HRM": "does not embed its input sequence",
+    "KSR": "knowledge-graph",
+    "NPE": "scores items other than",
+    "RepeatNet": "no item_embedding table",
+    "S3Rec": "pre-training",
+    "SASRecCPR": "fails on a probe batch",
+    "SASRecF": "feature fields",
+    "SRGNN": "does not embed its input sequence",
+    "TransRec": "translation distance",
+}
+# Small models for a fast CPU run; FEARec needs two layers (its hybrid attention divides by them).
+SMALL = {"n_layers": 2, "n_heads": 1, "hidden_size": 16, "embedding_size": 16, "inner_size": 32}
+
+
+def test_every_stock_sequential_model_is_either_served_or_refused():
+    generic = set(stock_sequential_models()) - set(HANDWRITTEN)
+    assert generic == set(SERVED) | set(REFUSED)
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_served_model_trains_and_infers_as_the_stock_model(tiny_setup, name):
+    config, dataset, model, trainer, (train, valid, test) = tiny_setup(name, learning_rate=0.003, **SMALL)
+    assert isinstance(model, GenericBASRec) and type(model).__name__ == f"BASRec{name}"
+    # Same parameters as the stock model built with the same seed; the same scores.
+    init_seed(0, True)
+    stock = stock_sequential_models()[name](config, train._dataset)
+    assert model.state_dict().keys() == stock.state_dict().keys()
+    stock.load_state_dict(model.state_dict())
+    model.eval(), stock.eval()
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        assert torch.allclose(model.full_sort_predict(batch), stock.full_sort_predict(batch), atol=1e-5)
+    # BASRec's three losses are finite and their sum goes down on the learnable toy data.
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    epoch_losses = []
+    for _ in range(4):
+        total = 0.0
+        for batch in train:
+            rec, ssa, csa = model.calculate_loss(batch)
+            loss = rec + ssa + csa
+            assert torch.isfinite(loss) and ssa > 0 and csa > 0
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        epoch_losses.append(total)
+    assert epoch_losses[-1] < epoch_losses[0]
+
+
+@pytest.mark.parametrize("name", ["NARM", "Caser", "NextItNet"])
+def test_fused_embeddings_replace_the_stock_input_embedding(tiny_setup, name):
+    # Encoding sequence A with B's embeddings (same padding) must give the stock forward of B.
+    config, dataset, model, trainer, (train, valid, test) = tiny_setup(name, **SMALL)
+    model.eval()
+    batch = next(iter(train))
+    seq, length = batch["item_id_list"], batch["item_length"]
+    other = torch.where(seq > 0, seq % (model.n_items - 1) + 1, seq)
+    model._users = batch["user_id"] if "user" in model._forward_args else None
+    with torch.no_grad():
+        fused = model._encode(seq, model.item_embedding(other), length)[:, 0]
+        expected = model._backbone_forward(other, length, model._users)
+        plain = model._backbone_forward(seq, length, model._users)
+    assert torch.allclose(fused, expected, atol=1e-5)
+    assert not torch.allclose(fused, plain, atol=1e-3)
+
+
+@pytest.mark.parametrize("name,fragment", sorted(REFUSED.items()))
+def test_refused_model_gets_a_one_line_reason(tiny_setup, name, fragment):
+    with pytest.raises(ValueError) as error:
+        tiny_setup(name, **SMALL)
+    message = str(error.value)
+    assert "\n" not in message and name in message and fragment in message
+
+
+def test_generic_path_refuses_sequence_mode(tiny_setup):
+    with pytest.raises(ValueError, match="set train_mode=prefix"):
+        tiny_setup("NARM", train_mode="sequence", **SMALL)
+
+
+def test_generic_models_resolve_in_stock_recbole():
+    assert get_model("BASRecNARM").backbone is stock_sequential_models()["NARM"]
+    from recbole_basrec.config import resolve_model_name
+
+    assert resolve_model_name("narm") == "BASRecNARM"
+    assert resolve_model_name("SASRec") == "BASRecSASRec"  # hand-written adapters stay

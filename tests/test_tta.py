@@ -1,0 +1,133 @@
+"""Test-time augmentation (TNoise, TMask) for any trained sequential model."""
+import pytest
+import torch
+from recbole.data.interaction import Interaction
+
+import recbole_basrec  # noqa: F401
+from recbole_basrec.trainer.tta import remove_items, augment_at_test_time
+
+
+def test_remove_items_drops_floor_rate_times_length_and_keeps_order():
+    seq = torch.tensor([[5, 6, 7, 8, 9, 0], [3, 4, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    lengths = torch.tensor([5, 2, 1, 6])
+    generator = torch.Generator().manual_seed(0)
+    thinned, new_lengths = remove_items(seq, lengths, 0.5, generator)
+    assert new_lengths.tolist() == [3, 1, 1, 3]  # 5 - 2, 2 - 1, 1 - 0, 6 - 3
+    for row, n in zip(range(4), new_lengths.tolist()):
+        kept = thinned[row, :n].tolist()
+        original = seq[row, : lengths[row]].tolist()
+        assert all(k > 0 for k in kept) and (thinned[row, n:] == 0).all()
+        positions = [original.index(k) for k in kept]
+        assert positions == sorted(positions)  # a subsequence, order kept
+    assert thinned[2].tolist() == [2, 0, 0, 0, 0, 0]  # a single item is never removed
+
+
+def test_remove_items_is_random_per_row_and_seeded():
+    seq = torch.arange(1, 9).repeat(64, 1)
+    lengths = torch.full((64,), 8)
+    a, _ = remove_items(seq, lengths, 0.5, torch.Generator().manual_seed(1))
+    b, _ = remove_items(seq, lengths, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert len({tuple(r.tolist()) for r in a}) > 10
+
+
+@pytest.fixture
+def trained(tiny_setup):
+    config, dataset, model, trainer, (train, valid, test) = tiny_setup("SASRec", epochs=3, basrec=False)
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    return config, model, trainer, valid, test
+
+
+def _scores(model, batch):
+    with torch.no_grad():
+        return model.full_sort_predict(batch)
+
+
+def test_tmask_with_rate_zero_and_tnoise_with_zero_noise_change_nothing(trained):
+    config, model, trainer, valid, test = trained
+    model.eval()
+    batch = next(iter(test))[0]
+    plain = _scores(model, batch)
+    for settings in ({"tta": "tmask", "tta_mask_rate": 0.0}, {"tta": "tnoise", "tta_noise": [0.0, 0.0]}):
+        config_view = {**{k: config[k] for k in ("seed", "tta_views", "tta_keep_original", "tta_noise", "tta_mask_rate")}, **settings}
+        with augment_at_test_time(model, config_view):
+            assert torch.allclose(_scores(model, batch), plain, atol=1e-5)
+    assert "full_sort_predict" not in vars(model)  # the stock method is back
+
+
+def test_tnoise_adds_the_noise_to_real_input_positions_only(trained):
+    config, model, trainer, valid, test = trained
+    model.eval()
+    batch = next(iter(test))[0]
+    settings = {"tta": "tnoise", "tta_views": 1, "tta_noise": [0.5, 0.5], "tta_mask_rate": 0.5,
+                "tta_keep_original": False, "seed": 0}
+    with augment_at_test_time(model, settings):
+        noisy = _scores(model, batch)
+    seq, lengths = batch["item_id_list"], batch["item_length"]
+    layout = model._layout(seq, lengths)
+    emb = model.item_embedding(layout) + 0.5 * (layout > 0).unsqueeze(-1)
+    with torch.no_grad():
+        hidden = model._last(model.sequence_output(layout, emb), lengths)
+        expected = hidden @ model.item_embedding.weight.t()
+    assert torch.allclose(noisy, expected, atol=1e-4)
+
+
+def test_tmask_averages_the_original_and_each_thinned_input(trained):
+    config, model, trainer, valid, test = trained
+    model.eval()
+    batch = next(iter(test))[0]
+    settings = {"tta": "tmask", "tta_views": 2, "tta_noise": [0.5, 1.0], "tta_mask_rate": 0.5,
+                "tta_keep_original": True, "seed": 3}
+    with augment_at_test_time(model, settings):
+        averaged = _scores(model, batch)
+    generator = torch.Generator().manual_seed(3)
+    seq, lengths = batch["item_id_list"], batch["item_length"]
+    expected = _scores(model, batch)
+    for _ in range(2):
+        thinned, new_lengths = remove_items(seq, lengths, 0.5, generator)
+        expected = expected + _scores(model, Interaction({**batch.interaction, "item_id_list": thinned, "item_length": new_lengths}))
+    assert torch.allclose(averaged, expected / 3, atol=1e-5)
+
+
+def test_trainer_applies_tta_to_tests_only_reproducibly(trained):
+    config, model, trainer, valid, test = trained
+    plain_valid = trainer.evaluate(valid, load_best_model=False)
+    plain_test = trainer.evaluate(test, load_best_model=False)
+    config["tta"], config["tta_mask_rate"] = "tmask", 0.5
+    first = trainer.evaluate(test, load_best_model=False)
+    assert first == trainer.evaluate(test, load_best_model=False)  # seeded
+    assert first != plain_test
+    with trainer._validation():
+        assert trainer.evaluate(valid, load_best_model=False) == plain_valid
+
+
+def test_stock_model_with_our_trainer_gets_tta(tiny_config_dict):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.sequential_recommender import NARM
+
+    from recbole_basrec.config import properties_dir
+    from recbole_basrec.trainer import BASRecTrainer
+
+    settings = {**tiny_config_dict, "eval_mask_history": False, "epochs": 1, "train_neg_sample_args": None}
+    overall = f"{properties_dir()}/overall.yaml"  # the data settings and tta defaults
+    config = Config(model=NARM, dataset="tiny", config_file_list=[overall], config_dict=settings)
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    trainer = BASRecTrainer(config, NARM(config, train._dataset))
+    trainer.fit(train, valid, saved=False)
+    plain = trainer.evaluate(test, load_best_model=False)
+    config["tta"] = "tnoise"
+    assert trainer.evaluate(test, load_best_model=False) != plain
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("tta", "tdrop", "tta must be one of none, tnoise, tmask"),
+    ("tta_views", 0, "tta_views must be an integer >= 1"),
+    ("tta_noise", [1.0, 0.5], "tta_noise must be [low, high]"),
+    ("tta_mask_rate", 1.0, "tta_mask_rate must lie in [0, 1)"),
+])
+def test_bad_tta_settings_get_one_line(tiny_setup, key, value, fragment):
+    with pytest.raises(ValueError) as error:
+        tiny_setup("SASRec", **{key: value})
+    assert fragment in str(error.value) and "\n" not in str(error.value)
