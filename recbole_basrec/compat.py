@@ -104,6 +104,14 @@ def patch_download():
         Dataset._download = _download
 
 
+def quiet_grad_scaler_warning():
+    """recbole/trainer/trainer.py builds ``torch.cuda.amp.GradScaler(...)``, deprecated since torch
+    2.4: every Trainer prints a FutureWarning about RecBole's code, which a user cannot act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler\(args\.\.\.\)", category=FutureWarning)
+
+
 def apply():
     """Apply every patch (idempotent)."""
     global _APPLIED
@@ -113,4 +121,5 @@ def apply():
     patch_fill_nan()
     patch_download()
     patch_dataframe_to_interaction()
+    quiet_grad_scaler_warning()
     _APPLIED = True

@@ -80,3 +80,17 @@ def test_missing_or_unsupported_recbole_is_one_line(version, message):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"error: {message}"
+
+
+def test_recbole_trainer_trains_without_the_grad_scaler_future_warning(tiny_setup):
+    import warnings
+
+    from recbole_basrec import compat
+
+    config, dataset, model, trainer, (train, valid, test) = tiny_setup("SASRec")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # as without the patch ...
+        warnings.simplefilter("always")
+        compat.quiet_grad_scaler_warning()  # ... then with it
+        trainer._train_epoch(train, 0)  # RecBole builds its GradScaler there
+    assert not [w for w in caught if "GradScaler" in str(w.message)]

@@ -114,3 +114,48 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_config_dict, monkeypatc
                                  resume_file=last)
     assert resumed["best_valid_result"] == whole["best_valid_result"]
     assert resumed["test_result"] == whole["test_result"]
+
+
+_KILL_AFTER_EPOCH = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from recbole_basrec.trainer import BASRecTrainer
+original = BASRecTrainer._save_last
+def save_then_die(self, epoch):
+    original(self, epoch)
+    if epoch == {epoch}:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no exception handler runs
+BASRecTrainer._save_last = save_then_die
+import run_recbole_basrec
+sys.exit(run_recbole_basrec.cli(sys.argv[1:]))
+"""
+
+
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data_path, tmp_path):
+    import glob
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = ["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data_path}", "--epochs=5", "--stage1_epochs=2",
+            "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1", "--MAX_ITEM_LIST_LENGTH=10",
+            "--seed=0", "--use_gpu=False", "--train_batch_size=32"]
+
+    def run(script_args, checkpoint_dir, code=None):
+        command = [sys.executable, "-c", code] if code else [sys.executable, os.path.join(root, "run_recbole_basrec.py")]
+        return subprocess.run(command + args + [f"--checkpoint_dir={checkpoint_dir}"] + script_args,
+                              capture_output=True, text=True, timeout=600, cwd=root)
+
+    def test_line(proc):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [line for line in proc.stdout.splitlines() if line.startswith("test")][-1]
+
+    whole = test_line(run([], tmp_path / "whole"))
+    killed = run([], tmp_path / "killed", code=_KILL_AFTER_EPOCH.format(root=root, epoch=3))  # inside stage 2
+    assert killed.returncode == -signal.SIGKILL
+    # Stage 1 and stage 2 each keep a -last.pth; the newest is where the run stopped.
+    last = max(glob.glob(str(tmp_path / "killed" / "*-last.pth")), key=os.path.getmtime)
+    resumed = run([f"--resume={last}"], tmp_path / "killed")
+    assert test_line(resumed) == whole
