@@ -23,7 +23,7 @@ def run(*args, cwd=None):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model=Caser"], "error: Unknown model 'Caser'. Valid models: SASRec, GRU4Rec, FMLPRec"),
+        (["--model=Casr"], "error: Unknown model 'Casr'. Valid models: a RecBole sequential model name"),
         (["--dataset=nowhere"], "error: Dataset 'nowhere' not found"),
         (["--rate_min=0.8", "--rate_max=0.3"], "error: Invalid BASRec config: rate_min (0.8) > rate_max (0.3)"),
         (["--beta=0"], "error: Invalid BASRec config: beta must be > 0"),

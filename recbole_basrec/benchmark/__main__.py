@@ -58,7 +58,7 @@ def build_parser():
 
     models = sub.add_parser("models", help="plain vs BASRec for stock RecBole models (generic path), reduced budget")
     models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "Caser", "LightSANs", "SHAN", "FOSSIL"])
-    models.add_argument("--epochs", type=int, default=6)
+    models.add_argument("--epochs", type=int, default=4)
     _data_args(models)
 
     tta = sub.add_parser("tta", help="no TTA vs TNoise vs TMask on trained models (valid and test)")

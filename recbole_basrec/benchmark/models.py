@@ -1,7 +1,7 @@
 """Plain vs BASRec for stock RecBole sequential models through the generic path, at a reduced
 CPU budget: same data, seed, schedule and evaluation (full ranking, history masked) per arm.
 
-    python -m recbole_basrec.benchmark models --models NARM STAMP Caser LightSANs SHAN FOSSIL --epochs 6
+    python -m recbole_basrec.benchmark models --models NARM STAMP Caser LightSANs SHAN FOSSIL --epochs 4
 
 Every finished arm is written to the JSON at once; running the same command again skips them.
 """
@@ -15,8 +15,7 @@ METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
 #: Shared by every model and arm (each model's other keys: RecBole's YAML for it).
 SETTINGS = {
     "train_mode": "prefix",
-    "loss_type": "CE",
-    "train_neg_sample_args": None,
+    "loss_type": "BCE",  # the authors' loss; CE would score all items once per view and round
     "embedding_size": 64,
     "hidden_size": 64,
     "MAX_ITEM_LIST_LENGTH": 50,
