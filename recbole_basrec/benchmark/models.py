@@ -1,7 +1,7 @@
 """Plain vs BASRec for stock RecBole sequential models through the generic path, at a reduced
 CPU budget: same data, seed, schedule and evaluation (full ranking, history masked) per arm.
 
-    python -m recbole_basrec.benchmark models --models NARM STAMP Caser LightSANs SHAN FOSSIL --epochs 4
+    python -m recbole_basrec.benchmark models --models NARM STAMP LightSANs SHAN FOSSIL SINE --epochs 4
 
 Every finished arm is written to the JSON at once; running the same command again skips them.
 """
