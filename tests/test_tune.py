@@ -158,19 +158,15 @@ def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, 
         port = probe.getsockname()[1]
     ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
     address = f"127.0.0.1:{port}"
-    # The driver runs without token authentication; so must this head, even where an earlier Ray left
-    # a ~/.ray/auth_token behind (clusters with tokens: see the README).
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180,
-                   env=env)
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
     try:
         out = run_search("SASRec", "tiny", SASREC_SPACE, config_dict=dict(tiny_config_dict, epochs=1),
                          num_samples=1, ray_address=address)
         assert [t["status"] for t in out["trials"]] == [FINISHED]
         assert not ray.is_initialized()  # the driver left, the cluster stays
         status = subprocess.run([ray_cli, "status", f"--address={address}"], capture_output=True, text=True,
-                                timeout=120, env=env)
+                                timeout=120)
         assert status.returncode == 0, status.stderr
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=180)
