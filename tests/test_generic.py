@@ -49,6 +49,7 @@ def test_served_model_trains_and_infers_as_the_stock_model(tiny_setup, name):
     init_seed(0, True)
     stock = stock_sequential_models()[name](config, train._dataset)
     assert model.state_dict().keys() == stock.state_dict().keys()
+    assert all(torch.equal(v, stock.state_dict()[k]) for k, v in model.state_dict().items())  # same initialisation
     stock.load_state_dict(model.state_dict())
     model.eval(), stock.eval()
     batch = next(iter(test))[0]

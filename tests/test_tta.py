@@ -43,15 +43,20 @@ def _scores(model, batch):
         return model.full_sort_predict(batch)
 
 
+def _tta_scores(config, model, batch, **settings):
+    """Scores of ``batch`` under the config's TTA keys, ``settings`` overriding them."""
+    keys = ("seed", "tta", "tta_views", "tta_keep_original", "tta_noise", "tta_mask_rate")
+    with augment_at_test_time(model, {**{k: config[k] for k in keys}, **settings}):
+        return _scores(model, batch)
+
+
 def test_tmask_with_rate_zero_and_tnoise_with_zero_noise_change_nothing(trained):
     config, model, trainer, valid, test = trained
     model.eval()
     batch = next(iter(test))[0]
     plain = _scores(model, batch)
     for settings in ({"tta": "tmask", "tta_mask_rate": 0.0}, {"tta": "tnoise", "tta_noise": [0.0, 0.0]}):
-        config_view = {**{k: config[k] for k in ("seed", "tta_views", "tta_keep_original", "tta_noise", "tta_mask_rate")}, **settings}
-        with augment_at_test_time(model, config_view):
-            assert torch.allclose(_scores(model, batch), plain, atol=1e-5)
+        assert torch.allclose(_tta_scores(config, model, batch, **settings), plain, atol=1e-5)
     assert "full_sort_predict" not in vars(model)  # the stock method is back
 
 
@@ -59,10 +64,7 @@ def test_tnoise_adds_the_noise_to_real_input_positions_only(trained):
     config, model, trainer, valid, test = trained
     model.eval()
     batch = next(iter(test))[0]
-    settings = {"tta": "tnoise", "tta_views": 1, "tta_noise": [0.5, 0.5], "tta_mask_rate": 0.5,
-                "tta_keep_original": False, "seed": 0}
-    with augment_at_test_time(model, settings):
-        noisy = _scores(model, batch)
+    noisy = _tta_scores(config, model, batch, tta="tnoise", tta_views=1, tta_noise=[0.5, 0.5], tta_keep_original=False)
     seq, lengths = batch["item_id_list"], batch["item_length"]
     layout = model._layout(seq, lengths)
     emb = model.item_embedding(layout) + 0.5 * (layout > 0).unsqueeze(-1)
@@ -76,10 +78,8 @@ def test_tmask_averages_the_original_and_each_thinned_input(trained):
     config, model, trainer, valid, test = trained
     model.eval()
     batch = next(iter(test))[0]
-    settings = {"tta": "tmask", "tta_views": 2, "tta_noise": [0.5, 1.0], "tta_mask_rate": 0.5,
-                "tta_keep_original": True, "seed": 3}
-    with augment_at_test_time(model, settings):
-        averaged = _scores(model, batch)
+    averaged = _tta_scores(config, model, batch, tta="tmask", tta_views=2, tta_mask_rate=0.5, tta_keep_original=True,
+                           seed=3)
     generator = torch.Generator().manual_seed(3)
     seq, lengths = batch["item_id_list"], batch["item_length"]
     expected = _scores(model, batch)

@@ -23,7 +23,7 @@ import time
 
 from recbole_basrec.benchmark import common
 
-METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
+METRICS = common.METRICS
 
 MODEL_PARAMS = common.MODEL_PARAMS
 
@@ -77,10 +77,6 @@ def budget_settings(budget, model):
         return dict(BUDGETS[budget][model])
     except KeyError:
         raise ValueError(f"unknown budget {budget!r} or model {model!r}") from None
-
-
-def _metrics(result):
-    return {m: float(result[m]) for m in METRICS if m in result} if result else {}
 
 
 def _gains(better, base):
@@ -174,8 +170,8 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
         "basrec": bool(config["basrec"]),
         "epochs_run": int(epochs_run),
         "best_epoch": curve[best]["epoch"] if best is not None else None,
-        "valid": _metrics(trainer.best_valid_result),
-        "test": _metrics(test_result),
+        "valid": common.metrics_of(trainer.best_valid_result),
+        "test": common.metrics_of(test_result),
         "curve": curve,
         "wall_s": {"train_and_valid": train_s, "test": test_s,
                    "per_epoch_incl_valid": train_s / max(epochs_run, 1)},

@@ -39,6 +39,9 @@ MODEL_PARAMS = {
     },
 }
 
+#: The metrics every benchmark record carries.
+METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
+
 #: Datasets RecBole ships (or downloads) itself: no conversion.
 RECBOLE_BUILTIN = ("ml-100k",)
 
@@ -129,6 +132,11 @@ def environment():
 def max_rss_mib():
     """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def metrics_of(result):
+    """RecBole's result dict reduced to :data:`METRICS` as plain floats (``{}`` for none)."""
+    return {m: float(result[m]) for m in METRICS if m in result} if result else {}
 
 
 def median(values):

@@ -11,7 +11,6 @@ import time
 
 from recbole_basrec.benchmark import common
 
-METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
 #: Shared by every model and arm (each model's other keys: RecBole's YAML for it).
 SETTINGS = {
     "train_mode": "prefix",
@@ -27,10 +26,6 @@ SETTINGS = {
     "n_pairs": 1,
     "n_whole_level": 1,
 }
-
-
-def _metrics(result):
-    return {m: float(result[m]) for m in METRICS if m in result} if result else {}
 
 
 def run_arm(model, dataset_name, data_path, basrec, epochs, seed, checkpoint_dir):
@@ -73,8 +68,8 @@ def run_arm(model, dataset_name, data_path, basrec, epochs, seed, checkpoint_dir
         "model": config["model"],
         "basrec": basrec,
         "epochs_run": epochs_run,
-        "valid": _metrics(trainer.best_valid_result),
-        "test": _metrics(test_result),
+        "valid": common.metrics_of(trainer.best_valid_result),
+        "test": common.metrics_of(test_result),
         "train_s_per_epoch": (fit_s - sum(valid_s)) / max(epochs_run, 1),
         "test_eval_s": test_s,
         "checkpoint": trainer.saved_model_file,

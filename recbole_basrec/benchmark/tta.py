@@ -12,7 +12,6 @@ import time
 from recbole_basrec.benchmark import common
 from recbole_basrec.benchmark.accuracy import reference_checkpoint
 
-METRICS = ["hit@5", "ndcg@5", "hit@10", "ndcg@10", "hit@20", "ndcg@20"]
 #: variant -> its settings: the authors' Beauty settings (TNoise U(0.5, 1), TMask rate 0.5) and a
 #: milder one of each; 5 views each (the authors use 10 for TMask, 7 + 5 for TNoise) to fit a CPU.
 VARIANTS = {
@@ -22,10 +21,6 @@ VARIANTS = {
     "tmask": {"tta": "tmask", "tta_views": 5, "tta_mask_rate": 0.5},
     "tmask-0.2": {"tta": "tmask", "tta_views": 5, "tta_mask_rate": 0.2},
 }
-
-
-def _metrics(result):
-    return {m: float(result[m]) for m in METRICS if m in result}
 
 
 def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020, data_file=None, data_path=None,
@@ -60,7 +55,7 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
             test_result = trainer.evaluate(test, load_best_model=False)
             test_s = time.perf_counter() - start
             run = {"model": model, "variant": name, "settings": VARIANTS[name], "checkpoint": path,
-                   "valid": _metrics(valid_result), "test": _metrics(test_result),
+                   "valid": common.metrics_of(valid_result), "test": common.metrics_of(test_result),
                    "valid_eval_s": valid_s, "test_eval_s": test_s}
             record["runs"].append(run)
             common.say(f"[tta] {model} {name}: valid NDCG@10 {run['valid']['ndcg@10']:.4f}, "

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from recbole_basrec.model.basrec import BASRec
-from recbole_basrec.model.input_embedding import record_input_embedding, replace_input_embedding
+from recbole_basrec.model.input_embedding import replace_input_embedding
 
 #: ``forward`` argument names used by RecBole's models -> what the generic path passes.
 _ARGUMENTS = {"item_seq": "seq", "seq_item": "seq", "item_seq_len": "len", "seq_item_len": "len", "user": "user"}
@@ -103,11 +103,16 @@ class GenericBASRec(BASRec):
         lengths = (seq > 0).sum(1)
         users = torch.ones(len(rows), dtype=torch.long).clamp(max=max(dataset.user_num - 1, 0))
         probe = Interaction({self.ITEM_SEQ: seq, self.ITEM_SEQ_LEN: lengths, self._user_field: users})
-        calls = []
+        calls = []  # the ids of every 2-D item_embedding call
+
+        def record(ids, output):
+            calls.append(ids.clone())
+            return output
+
         training = self.training
         self.eval()
         try:
-            with torch.no_grad(), record_input_embedding(self, calls):
+            with torch.no_grad(), replace_input_embedding(self, record):
                 output = self._backbone_forward(seq, lengths, users)
                 scores = self.full_sort_predict(probe)
         except Exception as error:  # noqa: BLE001 - any failure means the probe cannot vouch for it

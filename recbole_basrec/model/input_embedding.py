@@ -1,11 +1,11 @@
 """Change what a stock model's ``item_embedding`` returns for its input sequence, without
 touching the model's code.
 
-RecBole's sequential models embed their input with ``self.item_embedding(item_seq)`` inside
-``forward`` and score candidates with ``self.item_embedding.weight``. A forward hook on that
-module therefore reaches exactly the input representations: the generic BASRec path fuses its
-augmented views there, and TNoise perturbs them there. Candidate scoring reads the weight
-directly and is never affected.
+Most of RecBole's sequential models embed their input with ``self.item_embedding(item_seq)``
+inside ``forward`` and score candidates with ``self.item_embedding.weight``. For those, a forward
+hook on that module reaches the input representations: the generic BASRec path fuses its
+augmented views there (its start-up probe checks the model is one of them), and TNoise perturbs
+them there. Candidate scoring that reads the weight directly is not affected.
 """
 from contextlib import contextmanager
 
@@ -28,16 +28,3 @@ def replace_input_embedding(model, replace):
     finally:
         handle.remove()
 
-
-@contextmanager
-def record_input_embedding(model, calls):
-    """Append the ids of every ``model.item_embedding`` call within the block to ``calls``."""
-
-    def hook(module, inputs, output):
-        calls.append(inputs[0].detach().clone())
-
-    handle = model.item_embedding.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
