@@ -286,7 +286,7 @@ def validate_config(config):
 def fill_tta_defaults(config):
     """TTA keys a stock model's config lacks, from ``overall.yaml`` (so our trainer can test any model)."""
     defaults = load_yaml(os.path.join(properties_dir(), "overall.yaml"))
-    for key in ("tta", "tta_views", "tta_noise", "tta_mask_rate", "tta_keep_original"):
+    for key in ("tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original"):
         if config[key] is None:
             config[key] = defaults[key]
 
@@ -299,6 +299,9 @@ def validate_tta(config, fail):
     views = config["tta_views"]
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         fail(f"tta_views must be an integer >= 1, got {views!r}.")
+    output_views = config["tta_output_views"]
+    if isinstance(output_views, bool) or not isinstance(output_views, int) or output_views < 0:
+        fail(f"tta_output_views must be an integer >= 0, got {output_views!r}.")
     noise = config["tta_noise"]
     if not isinstance(noise, (list, tuple)) or len(noise) != 2 \
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in noise) or noise[0] > noise[1]:

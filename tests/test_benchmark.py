@@ -146,3 +146,33 @@ def test_resume_files_with_numpy_metric_values_load_only_when_asked(tmp_path):
         load_checkpoint(path)  # plain weights-only load refuses numpy scalars
     state = load_checkpoint(path, allow_numpy_scalars=True)
     assert state["valid_history"][0]["ndcg@10"] == 0.25 and torch.equal(state["w"], torch.ones(2))
+
+
+def test_tta_job_records_each_variant_and_keeps_earlier_ones(tiny_data_path, tmp_path):
+    import torch
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model
+
+    from recbole_basrec.benchmark.tta import BASE, run_tta
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    config = build_config("SASRec", "tiny", config_dict=common.quiet_config(
+        {"data_path": tiny_data_path, "seed": 0, "basrec": False}))
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model(config["model"])(config, train._dataset)
+    checkpoint = tmp_path / "trained.pth"
+    torch.save({"state_dict": model.state_dict()}, checkpoint)
+    out = tmp_path / "out"
+    common_args = dict(dataset="tiny", checkpoint=str(checkpoint), data_path=tiny_data_path, seed=0, out_dir=str(out))
+    run_tta(["SASRec"], variants=["none"], **common_args)
+    record = run_tta(["SASRec"], variants=["tmask-authors", "tnoise"], **common_args)
+    with open(out / "tta-tiny.json") as f:
+        saved = json.load(f)
+    assert saved == json.loads(json.dumps(common.rounded(record), default=str))
+    runs = {run["variant"]: run for run in saved["runs"]}
+    assert list(runs) == ["none", "tmask-authors", "tnoise"]
+    assert runs["tmask-authors"]["settings"]["tta_views"] == 10
+    assert runs["tmask-authors"]["settings"]["tta_keep_original"] is False
+    assert runs["tnoise"]["settings"] == {**BASE, "tta": "tnoise"}  # each variant over the same base
+    assert runs["none"]["test"] != runs["tmask-authors"]["test"]
+    assert all(set(METRICS) <= set(run["test"]) and run["test_eval_s"] > 0 for run in saved["runs"])

@@ -243,6 +243,22 @@ def test_an_authors_checkpoint_round_trips(setup, tmp_path, backbone):
     assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
 
 
+def test_tta4sr_gru4rec_checkpoint_with_recbole_table_name_loads(setup, tmp_path):
+    """TTA4SR's GRU4Rec names its raw-id table ``item_embedding``; a bare state dict of our own
+    model (same names, our row count) still loads as ours."""
+    config, dataset, model, trainer, _ = setup("GRU4Rec")
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    theirs = _as_authors(model, dataset)
+    theirs["item_embedding.weight"] = theirs.pop("item_embeddings.weight")
+    torch.save(theirs, tmp_path / "tta4sr.pt")
+    torch.save(model.state_dict(), tmp_path / "bare.pt")
+    for path in (tmp_path / "tta4sr.pt", tmp_path / "bare.pt"):
+        for p in model.parameters():
+            torch.nn.init.zeros_(p)
+        trainer._load_weights(str(path))
+        assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
+
+
 def test_wrong_authors_checkpoints_are_refused(setup, tmp_path):
     config, dataset, model, trainer, _ = setup("SASRec")
     good = _as_authors(model, dataset)

@@ -45,7 +45,7 @@ def _scores(model, batch):
 
 def _tta_scores(config, model, batch, **settings):
     """Scores of ``batch`` under the config's TTA keys, ``settings`` overriding them."""
-    keys = ("seed", "tta", "tta_views", "tta_keep_original", "tta_noise", "tta_mask_rate")
+    keys = ("seed", "tta", "tta_views", "tta_output_views", "tta_keep_original", "tta_noise", "tta_mask_rate")
     with augment_at_test_time(model, {**{k: config[k] for k in keys}, **settings}):
         return _scores(model, batch)
 
@@ -55,23 +55,60 @@ def test_tmask_with_rate_zero_and_tnoise_with_zero_noise_change_nothing(trained)
     model.eval()
     batch = next(iter(test))[0]
     plain = _scores(model, batch)
-    for settings in ({"tta": "tmask", "tta_mask_rate": 0.0}, {"tta": "tnoise", "tta_noise": [0.0, 0.0]}):
+    for settings in ({"tta": "tmask", "tta_mask_rate": 0.0}, {"tta": "tnoise", "tta_noise": [0.0, 0.0], "tta_output_views": 3}):
         assert torch.allclose(_tta_scores(config, model, batch, **settings), plain, atol=1e-5)
     assert "full_sort_predict" not in vars(model)  # the stock method is back
 
 
-def test_tnoise_adds_the_noise_to_real_input_positions_only(trained):
+def _input_noise_scores(model, batch, noise):
+    seq, lengths = batch["item_id_list"], batch["item_length"]
+    layout = model._layout(seq, lengths)
+    emb = model.item_embedding(layout) + noise * (layout > 0).unsqueeze(-1)
+    with torch.no_grad():
+        hidden = model._last(model.sequence_output(layout, emb), lengths)
+        return hidden @ model.item_embedding.weight.t()
+
+
+@pytest.mark.parametrize("output_views", [0, 2])
+def test_tnoise_adds_the_noise_to_real_input_positions_and_to_the_output(trained, output_views):
+    """Input copies: noise on real positions only; output copies: noise on what forward returns."""
     config, model, trainer, valid, test = trained
     model.eval()
     batch = next(iter(test))[0]
-    noisy = _tta_scores(config, model, batch, tta="tnoise", tta_views=1, tta_noise=[0.5, 0.5], tta_keep_original=False)
-    seq, lengths = batch["item_id_list"], batch["item_length"]
-    layout = model._layout(seq, lengths)
-    emb = model.item_embedding(layout) + 0.5 * (layout > 0).unsqueeze(-1)
+    averaged = _tta_scores(config, model, batch, tta="tnoise", tta_views=1, tta_output_views=output_views,
+                           tta_noise=[0.5, 0.5], tta_keep_original=False)
     with torch.no_grad():
-        hidden = model._last(model.sequence_output(layout, emb), lengths)
-        expected = hidden @ model.item_embedding.weight.t()
-    assert torch.allclose(noisy, expected, atol=1e-4)
+        hidden = model.forward(batch["item_id_list"], batch["item_length"])
+    output_noise = (hidden + 0.5) @ model.item_embedding.weight.t()
+    expected = (_input_noise_scores(model, batch, 0.5) + output_views * output_noise) / (1 + output_views)
+    assert torch.allclose(averaged, expected, atol=1e-4)
+    assert "forward" not in vars(model)  # the class's forward is back
+
+
+class _ScoresWithoutForward(torch.nn.Module):
+    ITEM_SEQ, ITEM_SEQ_LEN = "item_id_list", "item_length"
+
+    def __init__(self):
+        super().__init__()
+        self.item_embedding = torch.nn.Embedding(5, 2)
+
+    def forward(self, item_seq, item_seq_len):
+        return self.item_embedding(item_seq).sum(1)
+
+    def full_sort_predict(self, interaction):
+        return self.item_embedding(interaction[self.ITEM_SEQ]).sum(1) @ self.item_embedding.weight.t()
+
+
+def test_output_views_refuse_a_model_that_scores_without_forward():
+    batch = Interaction({"item_id_list": torch.tensor([[1, 2, 0]]), "item_length": torch.tensor([2])})
+    settings = {"seed": 0, "tta": "tnoise", "tta_views": 1, "tta_output_views": 1, "tta_noise": [0.1, 0.2],
+                "tta_mask_rate": 0.5, "tta_keep_original": True}
+    model = _ScoresWithoutForward()
+    with pytest.raises(ValueError, match="set tta_output_views: 0 for this model"):
+        with augment_at_test_time(model, settings):
+            model.full_sort_predict(batch)
+    with augment_at_test_time(model, {**settings, "tta_output_views": 0}):
+        assert model.full_sort_predict(batch).shape == (1, 5)
 
 
 def test_tmask_averages_the_original_and_each_thinned_input(trained):
@@ -124,6 +161,7 @@ def test_stock_model_with_our_trainer_gets_tta(tiny_config_dict):
 @pytest.mark.parametrize("key,value,fragment", [
     ("tta", "tdrop", "tta must be one of none, tnoise, tmask"),
     ("tta_views", 0, "tta_views must be an integer >= 1"),
+    ("tta_output_views", -1, "tta_output_views must be an integer >= 0"),
     ("tta_noise", [1.0, 0.5], "tta_noise must be [low, high]"),
     ("tta_mask_rate", 1.0, "tta_mask_rate must lie in [0, 1)"),
 ])

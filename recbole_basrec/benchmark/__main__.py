@@ -57,7 +57,7 @@ def build_parser():
     _data_args(acc)
 
     models = sub.add_parser("models", help="plain vs BASRec for stock RecBole models (generic path), reduced budget")
-    models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "LightSANs", "SHAN", "FOSSIL", "SINE"])
+    models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "SASRec", "GRU4Rec", "LightSANs", "SHAN", "FOSSIL", "SINE"])
     models.add_argument("--epochs", type=int, default=4)
     _data_args(models)
 

@@ -17,7 +17,6 @@ test for stage 1, (a) and (b), the relative gain of (b) over (a), the validation
 phase wall times. Every epoch prints one progress line; a run interrupted between phases
 resumes at the next phase when started again with the same ``checkpoint_dir``.
 """
-import json
 import os
 import time
 
@@ -229,8 +228,7 @@ def run_accuracy(
     done_file = os.path.join(checkpoint_dir, "phases.json")
     finished = {}
     if os.path.isfile(done_file):
-        with open(done_file, encoding="utf-8") as f:
-            finished = json.load(f)
+        finished = common.read_json(done_file)
     base = dict(COMMON_PARAMS)
     from recbole_basrec.config import preset_file
 

@@ -154,11 +154,19 @@ def rounded(value, digits=5):
 
 
 def write_json(record, path):
+    """Write ``record`` to ``path`` atomically: an interrupted write leaves the old file whole."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
         json.dump(rounded(record), f, indent=2, default=str)
         f.write("\n")
+    os.replace(partial, path)
     return path
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def pyplot():

@@ -12,14 +12,19 @@ import time
 from recbole_basrec.benchmark import common
 from recbole_basrec.benchmark.accuracy import reference_checkpoint
 
-#: variant -> its settings: the authors' Beauty settings (TNoise U(0.5, 1), TMask rate 0.5) and a
-#: milder one of each; 5 views each (the authors use 10 for TMask, 7 + 5 for TNoise) to fit a CPU.
+#: variant -> its settings over ``BASE``: the authors' Beauty settings in full (``-authors``: TNoise
+#: U(0.5, 1) on 7 inputs + 5 outputs, TMask rate 0.5 on 10 inputs, the original input not averaged
+#: in), and cheaper ones with 5 input views averaged with the original.
+BASE = {"tta": "none", "tta_views": 5, "tta_output_views": 0, "tta_noise": [0.5, 1.0], "tta_mask_rate": 0.5,
+        "tta_keep_original": True}
 VARIANTS = {
-    "none": {"tta": "none"},
-    "tnoise": {"tta": "tnoise", "tta_views": 5, "tta_noise": [0.5, 1.0]},
-    "tnoise-0.1": {"tta": "tnoise", "tta_views": 5, "tta_noise": [0.0, 0.1]},
-    "tmask": {"tta": "tmask", "tta_views": 5, "tta_mask_rate": 0.5},
-    "tmask-0.2": {"tta": "tmask", "tta_views": 5, "tta_mask_rate": 0.2},
+    "none": {},
+    "tnoise": {"tta": "tnoise"},
+    "tnoise-0.1": {"tta": "tnoise", "tta_noise": [0.0, 0.1]},
+    "tnoise-authors": {"tta": "tnoise", "tta_views": 7, "tta_output_views": 5, "tta_keep_original": False},
+    "tmask": {"tta": "tmask"},
+    "tmask-0.2": {"tta": "tmask", "tta_mask_rate": 0.2},
+    "tmask-authors": {"tta": "tmask", "tta_views": 10, "tta_keep_original": False},
 }
 
 
@@ -31,9 +36,16 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
     from recbole_basrec.quick_start.quick_start import build_config
 
     dataset_name, data_path = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
+    stem = f"tta-{dataset_name.lower()}" + (f"-{tag}" if tag else "")
+    json_path = os.path.join(out_dir, f"{stem}.json")
     record = {"job": "tta", "dataset": dataset_name, "seed": seed,
               "protocol": "full ranking, history masked, leave-one-out; TTA on valid and test inputs",
               "environment": common.environment(), "runs": []}
+    # Runs of other models or variants already in the file are kept (each with its own environment).
+    earlier = common.read_json(json_path) if os.path.isfile(json_path) else None
+    if earlier and earlier.get("seed") == seed:
+        record["runs"] = [dict(run, environment=run.get("environment", earlier["environment"]))
+                          for run in earlier["runs"]]
     for model in models:
         path = checkpoint or reference_checkpoint(model, dataset_name)
         if not path or not os.path.isfile(path):
@@ -46,7 +58,8 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
         trainer._load_weights(path)
         for name in variants or VARIANTS:
-            for key, value in VARIANTS[name].items():
+            settings = {**BASE, **VARIANTS[name]}
+            for key, value in settings.items():
                 config[key] = value
             start = time.perf_counter()
             valid_result = trainer.evaluate(valid, load_best_model=False)
@@ -54,13 +67,12 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
             start = time.perf_counter()
             test_result = trainer.evaluate(test, load_best_model=False)
             test_s = time.perf_counter() - start
-            run = {"model": model, "variant": name, "settings": VARIANTS[name], "checkpoint": path,
+            run = {"model": model, "variant": name, "settings": settings, "checkpoint": path,
                    "valid": common.metrics_of(valid_result), "test": common.metrics_of(test_result),
-                   "valid_eval_s": valid_s, "test_eval_s": test_s}
-            record["runs"].append(run)
+                   "valid_eval_s": valid_s, "test_eval_s": test_s, "environment": record["environment"]}
+            record["runs"] = [r for r in record["runs"] if (r["model"], r["variant"]) != (model, name)] + [run]
+            common.write_json(record, json_path)  # after every variant: an interrupted job keeps its runs
             common.say(f"[tta] {model} {name}: valid NDCG@10 {run['valid']['ndcg@10']:.4f}, "
                        f"test NDCG@10 {run['test']['ndcg@10']:.4f}, test evaluation {test_s:.1f} s")
-    stem = f"tta-{dataset_name.lower()}" + (f"-{tag}" if tag else "")
-    json_path = common.write_json(record, os.path.join(out_dir, f"{stem}.json"))
     common.say(f"[tta] wrote {json_path}")
     return record

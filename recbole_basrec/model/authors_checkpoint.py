@@ -32,9 +32,21 @@ _SIGNATURES = {
 _ITEM_TABLE = "item_embeddings.weight"
 
 
-def is_authors_checkpoint(state_dict):
-    """Whether ``state_dict`` comes from the authors' code (their item table's name)."""
-    return _ITEM_TABLE in state_dict
+def is_authors_checkpoint(checkpoint, model=None):
+    """Whether a loaded ``checkpoint`` comes from the authors' code.
+
+    BASRec's code names its item table ``item_embeddings``. The same authors' TTA4SR code names
+    its GRU4Rec table ``item_embedding``, as RecBole does; such a checkpoint is a bare state dict
+    (RecBole's trainers wrap theirs in ``{"state_dict": ...}``) whose table does not have
+    ``model``'s row count (theirs has one row per raw id plus two).
+    """
+    state_dict = checkpoint.get("state_dict", checkpoint)
+    if _ITEM_TABLE in state_dict:
+        return True
+    table = state_dict.get("item_embedding.weight")
+    return ("state_dict" not in checkpoint and model is not None and table is not None
+            and authors_backbone(state_dict) == "GRU4Rec"
+            and table.size(0) != model.item_embedding.weight.size(0))
 
 
 def authors_backbone(state_dict):

@@ -172,7 +172,7 @@ class BASRecTrainer(Trainer):
     def _load_weights(self, path, allow_numpy_scalars=False):
         checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
         state_dict = checkpoint.get("state_dict", checkpoint)
-        if is_authors_checkpoint(state_dict):
+        if is_authors_checkpoint(checkpoint, self.model):
             backbone = backbone_of(self.config["model"])
             state_dict = convert_authors_state_dict(state_dict, self.model, backbone, f"Checkpoint '{path}'")
         try:

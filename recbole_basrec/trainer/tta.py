@@ -8,10 +8,14 @@ A trained model scores every item for the original input and for ``tta_views`` a
 copies of it; the scores are averaged (``tta_keep_original: True``, default, also averages in the
 original input's; the authors' code averages the augmented ones only). Nothing is retrained.
 
-* ``tnoise``: uniform noise ``U(low, high)`` (``tta_noise: [low, high]``) added to the input item
-  embeddings at real (non-padding) positions, through the model's own ``item_embedding`` call.
-  The authors add it at every position of their left-padded input, which their attention mask
-  then ignores, and also average views with noise on the output; neither is done here.
+* ``tnoise``: ``tta_views`` copies with uniform noise ``U(low, high)`` (``tta_noise: [low, high]``)
+  added to the input item embeddings at real (non-padding) positions, through the model's own
+  ``item_embedding`` call, and ``tta_output_views`` copies with the same noise added to the
+  sequence representation ``forward`` returns, as the authors' TNoise does (7 + 5 views on
+  Beauty). The authors add the input noise at every position of their left-padded input too,
+  which their attention mask then ignores; that is not done here. Noise drawn from ``U(low, high)``
+  with ``low > 0`` has a mean: averaged over output views it adds about ``mean * sum(e_i)`` to
+  item ``i``'s score, a per-item bias, which is part of the authors' arithmetic.
 * ``tmask``: ``floor(tta_mask_rate * n)`` of a sequence's ``n`` input items are removed (not
   masked: the rest close up, order kept), as the authors' TMask-R. They remove from the whole
   history and then keep the last 50; here the model's input window is what is thinned.
@@ -44,19 +48,44 @@ def remove_items(item_seq, item_seq_len, rate, generator):
     return thinned, item_seq_len - n_remove
 
 
+def _uniform(like, low, high, generator):
+    return torch.rand(like.shape, device=like.device, generator=generator, dtype=like.dtype) * (high - low) + low
+
+
 def _noise(low, high, generator):
     def add(ids, output):
-        noise = torch.rand(output.shape, device=output.device, generator=generator) * (high - low) + low
-        return output + noise * (ids != 0).unsqueeze(-1).to(output.dtype)
+        return output + _uniform(output, low, high, generator) * (ids != 0).unsqueeze(-1).to(output.dtype)
 
     return add
+
+
+@contextmanager
+def _noisy_output(model, low, high, generator):
+    """Within the block, ``model.forward`` returns its representation plus ``U(low, high)`` noise;
+    fails in one line if the model's ``full_sort_predict`` never called ``forward``."""
+    forward = model.forward
+    calls = []
+
+    def noisy(*args, **kwargs):
+        output = forward(*args, **kwargs)
+        calls.append(1)
+        return output + _uniform(output, low, high, generator)
+
+    model.forward = noisy  # an instance attribute: the class's method is untouched
+    try:
+        yield
+    finally:
+        del model.forward
+    if not calls:
+        raise ValueError(f"tta_output_views needs {type(model).__name__}.full_sort_predict to score through "
+                         "forward(); set tta_output_views: 0 for this model.")
 
 
 @contextmanager
 def augment_at_test_time(model, config):
     """Within the block, ``model.full_sort_predict`` averages its scores over the original and
     the augmented inputs as ``config`` says (``tta``, ``tta_views``, ``tta_noise``,
-    ``tta_mask_rate``, ``tta_keep_original``, ``seed``); a no-op for ``tta: none``."""
+    ``tta_mask_rate``, ``tta_output_views``, ``tta_keep_original``, ``seed``); a no-op for ``tta: none``."""
     mode = config["tta"]
     if mode in (None, "none"):
         yield
@@ -65,6 +94,7 @@ def augment_at_test_time(model, config):
     generator = torch.Generator(device=device)
     generator.manual_seed(int(config["seed"] or 0))
     views = int(config["tta_views"])
+    output_views = int(config["tta_output_views"] or 0) if mode == "tnoise" else 0
     keep_original = bool(config["tta_keep_original"])
     low, high = (float(v) for v in config["tta_noise"])
     rate = float(config["tta_mask_rate"])
@@ -77,11 +107,17 @@ def augment_at_test_time(model, config):
         seq, lengths = remove_items(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN], rate, generator)
         return predict(Interaction({**interaction.interaction, model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: lengths}))
 
+    def output_view(interaction):
+        with _noisy_output(model, low, high, generator):
+            return predict(interaction)
+
     def averaged(interaction):
         total = predict(interaction) if keep_original else 0
         for _ in range(views):
             total = total + one_view(interaction)
-        return total / (views + int(keep_original))
+        for _ in range(output_views):
+            total = total + output_view(interaction)
+        return total / (views + output_views + int(keep_original))
 
     model.full_sort_predict = averaged  # an instance attribute: the class's method is untouched
     try:
