@@ -35,6 +35,20 @@ def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
     assert final["stage"] == 2 and final["epoch"] in (2, 3)
 
 
+@pytest.mark.parametrize("basrec,prefixes", [
+    (True, ["stage 1 epoch 1/1", "stage 2 epoch 1/1"]),
+    (False, ["epoch 1/1"]),  # plain training from scratch has no stages
+])
+def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, prefixes):
+    config, model, trainer, (train, valid, test) = _setup(
+        {**tiny_config_dict, "basrec": basrec, "stage1_epochs": 1, "epochs": 1})
+    lines = []
+    trainer.progress_sink = lines.append
+    trainer.fit(train, valid, saved=False)
+    assert [line.split(":")[0] for line in lines] == prefixes
+    assert all("valid ndcg@10" in line and "min left" in line for line in lines)
+
+
 def test_pretrained_path_skips_stage1_and_starts_from_those_weights(tiny_config_dict, tmp_path):
     first = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "basrec": False, "epochs": 1})
     config, model, trainer, (train, valid, test) = _setup(

@@ -365,6 +365,8 @@ class BASRecTrainer(Trainer):
         done = epoch - first + 1
         left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
         stage = {1: "stage 1 ", 2: "stage 2 "}.get(self.stage, "")
+        if self.stage == 2 and not (getattr(self.model, "basrec", False) or self.config["pretrained_path"]):
+            stage = ""  # plain training from scratch has no stages
         first_epoch = self._stage_start
         return (f"{stage}epoch {epoch - first_epoch + 1}/{self.epochs - first_epoch}: {loss_text}, {valid}, "
                 f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
