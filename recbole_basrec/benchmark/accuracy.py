@@ -64,15 +64,17 @@ BUDGETS = {
 #: --data_name=Beauty --star_test=450 --model_name=GRU4Rec``): up to 500 epochs, validated only
 #: after epoch ``star_test`` (our ``valid_start_epoch`` = star_test + 1), patience 20, their code's
 #: dropout defaults. BASRec's repository ships its stage-1 checkpoints without their commands.
+_TTA4SR_STAR_TEST = {
+    ("SASRec", "Beauty"): 300, ("SASRec", "Sports_and_Outdoors"): 200, ("SASRec", "Home"): 200, ("SASRec", "Yelp"): 200,
+    ("GRU4Rec", "Beauty"): 450, ("GRU4Rec", "Sports_and_Outdoors"): 450, ("GRU4Rec", "Home"): 350, ("GRU4Rec", "Yelp"): 350,
+}
+_TTA4SR_DROPOUT = {
+    "SASRec": {"hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
+    "GRU4Rec": {"dropout_prob": 0.3},
+}
 PUBLISHED_STAGE1 = {
-    ("SASRec", "Beauty"): {"valid_start_epoch": 301, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
-    ("SASRec", "Sports_and_Outdoors"): {"valid_start_epoch": 201, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
-    ("SASRec", "Home"): {"valid_start_epoch": 201, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
-    ("SASRec", "Yelp"): {"valid_start_epoch": 201, "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5},
-    ("GRU4Rec", "Beauty"): {"valid_start_epoch": 451, "dropout_prob": 0.3},
-    ("GRU4Rec", "Sports_and_Outdoors"): {"valid_start_epoch": 451, "dropout_prob": 0.3},
-    ("GRU4Rec", "Home"): {"valid_start_epoch": 351, "dropout_prob": 0.3},
-    ("GRU4Rec", "Yelp"): {"valid_start_epoch": 351, "dropout_prob": 0.3},
+    (model, dataset): {"valid_start_epoch": star_test + 1, **_TTA4SR_DROPOUT[model]}
+    for (model, dataset), star_test in _TTA4SR_STAR_TEST.items()
 }
 #: Where the authors' stage-1 checkpoints live: ``<shared>/reference/<model>-<dataset>-stage1.pt``.
 REFERENCE_DIR = os.path.join(common.SHARED_DATA, "reference")

@@ -4,8 +4,8 @@ Reference:
     Yizhou Dang et al. "Data Augmentation as Free Lunch: Exploring the Test-Time Augmentation
     for Sequential Recommendation." In SIGIR 2025.
 
-A trained model scores every item for the original input and for ``tta_views`` augmented
-copies of it; the scores are averaged (``tta_keep_original: True``, default, also averages in the
+A trained model scores every item for the original input and for augmented copies of it
+(``tta_views``, plus ``tta_output_views`` for TNoise); the scores are averaged (``tta_keep_original: True``, default, also averages in the
 original input's; the authors' code averages the augmented ones only). Nothing is retrained.
 
 * ``tnoise``: ``tta_views`` copies with uniform noise ``U(low, high)`` (``tta_noise: [low, high]``)
