@@ -176,3 +176,33 @@ def test_tta_job_records_each_variant_and_keeps_earlier_ones(tiny_data_path, tmp
     assert runs["tnoise"]["settings"] == {**BASE, "tta": "tnoise"}  # each variant over the same base
     assert runs["none"]["test"] != runs["tmask-authors"]["test"]
     assert all(set(METRICS) <= set(run["test"]) and run["test_eval_s"] > 0 for run in saved["runs"])
+
+
+def test_models_job_runs_both_arms_from_one_stage1_and_resumes(tiny_data_path, tmp_path, monkeypatch):
+    from recbole_basrec.benchmark import models as models_job
+
+    monkeypatch.setattr(common, "REPO_ROOT", str(tmp_path))  # saved/ under tmp
+    overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
+    out = str(tmp_path / "out")
+    record = models_job.run_models(["NARM", "STAMP"], dataset="tiny", stage1_epochs=2, stage2_epochs=1, seed=0,
+                                   data_path=tiny_data_path, out_dir=out, tag="t", overrides=overrides,
+                                   log=lambda *_: None)
+    assert [m["backbone"] for m in record["models"]] == ["NARM", "STAMP"]
+    for entry in record["models"]:
+        assert entry["model"] == f"BASRec{entry['backbone']}"
+        assert entry["stage1"]["epochs_run"] == 2
+        for arm in ("plain", "basrec"):
+            assert entry[arm]["epochs_run"] == 1 and set(METRICS) <= set(entry[arm]["test"])
+            assert entry[arm]["s_per_epoch_incl_valid"] > 0
+        gain = entry["gain_test"]["ndcg@10"]
+        plain, basrec = entry["plain"]["test"]["ndcg@10"], entry["basrec"]["test"]["ndcg@10"]
+        assert gain == pytest.approx((basrec - plain) / plain)
+    assert _png(os.path.join(out, "models-tiny-t.png"))
+    lines = []
+    again = models_job.run_models(["NARM", "STAMP"], dataset="tiny", stage1_epochs=2, stage2_epochs=1, seed=0,
+                                  data_path=tiny_data_path, out_dir=out, tag="t", overrides=overrides,
+                                  log=lines.append)
+    assert again["models"] == json.load(open(os.path.join(out, "models-tiny-t.json")))["models"]
+    assert sum("already in" in line for line in lines) == 2
+    with pytest.raises(ValueError, match="stage1_epochs"):
+        models_job.run_models(["NARM"], dataset="tiny", stage1_epochs=0, data_path=tiny_data_path, out_dir=out)

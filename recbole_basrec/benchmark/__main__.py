@@ -57,8 +57,9 @@ def build_parser():
     _data_args(acc)
 
     models = sub.add_parser("models", help="plain vs BASRec for stock RecBole models (generic path), reduced budget")
-    models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "SASRec", "GRU4Rec", "LightSANs", "SHAN", "FOSSIL", "SINE"])
-    models.add_argument("--epochs", type=int, default=4)
+    models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "LightSANs", "SHAN", "FOSSIL", "SINE"])
+    models.add_argument("--stage1_epochs", type=int, default=4, help="plain epochs both arms start from")
+    models.add_argument("--stage2_epochs", type=int, default=2, help="epochs of each arm after stage 1")
     _data_args(models)
 
     tta = sub.add_parser("tta", help="no TTA vs TNoise vs TMask on trained models (valid and test)")
@@ -93,7 +94,8 @@ def main(argv=None):
         elif args.job == "models":
             from recbole_basrec.benchmark.models import run_models
 
-            run_models(models=args.models, dataset=args.dataset, epochs=args.epochs, seed=args.seed,
+            run_models(models=args.models, dataset=args.dataset, stage1_epochs=args.stage1_epochs,
+                       stage2_epochs=args.stage2_epochs, seed=args.seed,
                        data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
                        out_dir=args.out, tag=args.tag)
         elif args.job == "tta":

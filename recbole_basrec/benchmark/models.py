@@ -1,15 +1,18 @@
 """Plain vs BASRec for stock RecBole sequential models (generic path or hand-written adapter), at a reduced
-CPU budget: same data, seed, schedule and evaluation (full ranking, history masked) per arm.
+CPU budget, with the accuracy job's two-stage protocol:
 
-    python -m recbole_basrec.benchmark models --models NARM STAMP SASRec GRU4Rec LightSANs SHAN --epochs 4
+    python -m recbole_basrec.benchmark models --models NARM STAMP LightSANs SHAN FOSSIL SINE --stage1_epochs 4 --stage2_epochs 2
 
-SASRec and GRU4Rec go through their hand-written adapters, the others through the generic path;
-``SETTINGS`` override what differs between them (the published presets included).
+Per model: a plain stage 1 of ``stage1_epochs``, then from its best-validation weights (a) plain
+training continued and (b) BASRec, ``stage2_epochs`` each, same seed and data order; each arm's
+best-validation epoch is tested once, history masked (:func:`~recbole_basrec.benchmark.accuracy.run_accuracy`
+does the phases). ``SETTINGS`` hold what is shared by every model. (``results/models-beauty-4ep.json``
+came from an earlier version that trained both arms from scratch, 4 epochs each.)
 
-Every finished arm is written to the JSON at once; running the same command again skips them.
+Finished models are kept in the JSON and finished phases in ``saved/<stem>/<model>/``: running the
+same command again resumes.
 """
 import os
-import time
 
 from recbole_basrec.benchmark import common
 
@@ -24,99 +27,78 @@ SETTINGS = {
     "learning_rate": 0.001,
     "valid_metric": "NDCG@10",
     "eval_mask_history": True,
-    "stopping_step": 100,  # the budget is the epochs; the best-validation epoch is tested
     "valid_start_epoch": 0,  # every epoch validated (the SASRec / GRU4Rec presets start at 101)
     "n_pairs": 1,
     "n_whole_level": 1,
 }
+#: The budget is the epochs: no early stop within them; the best-validation epoch is tested.
+NO_EARLY_STOP = 100
 
 
-def run_arm(model, dataset_name, data_path, basrec, epochs, seed, checkpoint_dir):
-    """Train one arm; returns its record (metrics, wall times)."""
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    from recbole_basrec.quick_start.quick_start import build_config
-
-    config_dict = common.quiet_config({
-        **SETTINGS, "data_path": data_path, "epochs": epochs, "seed": seed, "basrec": basrec,
-        "checkpoint_dir": checkpoint_dir,
-    })
-    config = build_config(model, dataset_name, config_dict=config_dict)
-    init_seed(seed, config["reproducibility"])
-    train, valid, test = data_preparation(config, create_dataset(config))
-    init_seed(seed, config["reproducibility"])
-    net = get_model(config["model"])(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    trainer.progress_sink = lambda line: common.say(f"[{model} {'basrec' if basrec else 'plain'}] {line}")
-    valid_s = []
-    evaluate = trainer._valid_epoch
-
-    def timed_valid(*args, **kwargs):  # validation time, to report training time alone
-        start = time.perf_counter()
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            valid_s.append(time.perf_counter() - start)
-
-    trainer._valid_epoch = timed_valid
-    start = time.perf_counter()
-    trainer.fit(train, valid, saved=True, show_progress=False)
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
-    test_s = time.perf_counter() - start
-    epochs_run = len(trainer.epoch_losses)
-    return {
-        "model": config["model"],
-        "basrec": basrec,
-        "epochs_run": epochs_run,
-        "valid": common.metrics_of(trainer.best_valid_result),
-        "test": common.metrics_of(test_result),
-        "train_s_per_epoch": (fit_s - sum(valid_s)) / max(epochs_run, 1),
-        "test_eval_s": test_s,
-        "checkpoint": trainer.saved_model_file,
-    }
+def _arm(phase):
+    keep = ("epochs_run", "best_epoch", "valid", "test", "curve")
+    arm = {k: phase[k] for k in keep}
+    arm["s_per_epoch_incl_valid"] = phase["wall_s"]["per_epoch_incl_valid"]
+    arm["test_eval_s"] = phase["wall_s"]["test"]
+    return arm
 
 
-def run_models(models, dataset="Beauty", epochs=6, seed=2020, data_file=None, data_path=None, cache_dir=None,
-               out_dir=common.DEFAULT_OUT, tag=None):
+def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=2020, data_file=None,
+               data_path=None, cache_dir=None, out_dir=common.DEFAULT_OUT, tag=None, overrides=None,
+               log=common.say):
+    """Run the protocol for each model; returns the record written to ``models-<dataset>-<tag>.json``."""
+    from recbole_basrec.benchmark.accuracy import run_accuracy
+
+    if stage1_epochs < 1 or stage2_epochs < 1:
+        raise ValueError(f"stage1_epochs and stage2_epochs must be >= 1, got {stage1_epochs} and {stage2_epochs}")
     dataset_name, data_path = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
-    stem = f"models-{dataset_name.lower()}-{tag or f'{epochs}ep'}"
+    stem = f"models-{dataset_name.lower()}-{tag or f'{stage1_epochs}+{stage2_epochs}ep'}"
     json_path = os.path.join(out_dir, f"{stem}.json")
-    record = {"job": "models", "dataset": dataset_name, "epochs": epochs, "seed": seed, "settings": SETTINGS,
-              "protocol": "full ranking, history masked, leave-one-out; best-validation epoch tested",
-              "environment": common.environment(), "arms": []}
-    if os.path.isfile(json_path):  # resume: keep the finished arms
-        record["arms"] = common.read_json(json_path).get("arms", [])
-    done = {(a["backbone"], a["basrec"]) for a in record["arms"]}
-    checkpoint_dir = os.path.join(common.REPO_ROOT, "saved", stem)
+    work_dir = os.path.join(common.REPO_ROOT, "saved", stem)
+    settings = {**SETTINGS, **(overrides or {})}
+    record = {"job": "models", "dataset": dataset_name, "stage1_epochs": stage1_epochs,
+              "stage2_epochs": stage2_epochs, "seed": seed, "settings": settings,
+              "protocol": f"plain stage 1 ({stage1_epochs} epochs), then from its best-validation weights "
+                          f"(a) plain continued and (b) BASRec, {stage2_epochs} epochs each; full ranking, history masked, leave-one-out; best-validation epoch of each arm tested once",
+              "environment": common.environment(), "models": []}
+    if os.path.isfile(json_path):  # resume: keep the finished models
+        record["models"] = common.read_json(json_path).get("models", [])
+    done = {m["backbone"] for m in record["models"]}
     for model in models:
-        for basrec in (False, True):
-            if (model, basrec) in done:
-                continue
-            common.say(f"[models] {model} {'BASRec' if basrec else 'plain'}: {epochs} epochs on {dataset_name}")
-            arm = run_arm(model, dataset_name, data_path, basrec, epochs, seed, checkpoint_dir)
-            record["arms"].append({"backbone": model, **arm})
-            common.say(f"[models] {model} {'BASRec' if basrec else 'plain'}: test NDCG@10 {arm['test']['ndcg@10']:.4f}, "
-                       f"{arm['train_s_per_epoch']:.1f} s/epoch")
-            common.write_json(record, json_path)
+        if model in done:
+            log(f"[models] {model}: already in {json_path}, skipped")
+            continue
+        budget = {"name": stem, "stage1_epochs": stage1_epochs, "stage1_eval_step": 1,
+                  "stage1_stopping_step": NO_EARLY_STOP, "stage2_epochs": stage2_epochs,
+                  "stage2_eval_step": 1, "stage2_stopping_step": NO_EARLY_STOP}
+        model_dir = os.path.join(work_dir, model)
+        result = run_accuracy(model=model, dataset=dataset_name, budget=budget, seed=seed,
+                              loss_type=settings["loss_type"], data_path=data_path, out_dir=model_dir,
+                              checkpoint_dir=model_dir, overrides=settings, log=log)
+        entry = {"backbone": model, "model": result["basrec"]["model"], "plain": _arm(result["plain"]),
+                 "basrec": _arm(result["basrec"]),
+                 "stage1": _arm(result["stage1"]), "gain_test": result["gain_basrec_over_plain"]["test"]}
+        record["models"].append(entry)
+        log(f"[models] {model}: test NDCG@10 plain {entry['plain']['test']['ndcg@10']:.4f}, "
+            f"BASRec {entry['basrec']['test']['ndcg@10']:.4f}")
+        common.write_json(record, json_path)
     plot(record, os.path.join(out_dir, f"{stem}.png"))
-    common.say(f"[models] wrote {json_path}")
+    log(f"[models] wrote {json_path}")
+    record["json_path"] = json_path
     return record
 
 
 def plot(record, path):
     plt = common.pyplot()
-    backbones = list(dict.fromkeys(a["backbone"] for a in record["arms"]))
-    score = {(a["backbone"], a["basrec"]): a["test"]["ndcg@10"] for a in record["arms"]}
+    backbones = [m["backbone"] for m in record["models"]]
     fig, ax = plt.subplots(figsize=(1.2 * len(backbones) + 2, 3.5))
     xs = range(len(backbones))
-    ax.bar([x - 0.2 for x in xs], [score.get((b, False), 0) for b in backbones], 0.4, label="plain")
-    ax.bar([x + 0.2 for x in xs], [score.get((b, True), 0) for b in backbones], 0.4, label="BASRec")
+    ax.bar([x - 0.2 for x in xs], [m["plain"]["test"]["ndcg@10"] for m in record["models"]], 0.4, label="plain")
+    ax.bar([x + 0.2 for x in xs], [m["basrec"]["test"]["ndcg@10"] for m in record["models"]], 0.4, label="BASRec")
     ax.set_xticks(list(xs), backbones)
     ax.set_ylabel("test NDCG@10 (history masked)")
-    ax.set_title(f"{record['dataset']}, {record['epochs']} epochs, prefix training")
+    ax.set_title(f"{record['dataset']}: stage 1 {record['stage1_epochs']} epochs, "
+                 f"then {record['stage2_epochs']} per arm (prefix training)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
