@@ -64,13 +64,13 @@ def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=
     if os.path.isfile(json_path):  # resume: keep the finished models
         record["models"] = common.read_json(json_path).get("models", [])
     done = {m["backbone"] for m in record["models"]}
+    budget = {"name": stem, "stage1_epochs": stage1_epochs, "stage1_eval_step": 1,
+              "stage1_stopping_step": NO_EARLY_STOP, "stage2_epochs": stage2_epochs,
+              "stage2_eval_step": 1, "stage2_stopping_step": NO_EARLY_STOP}
     for model in models:
         if model in done:
             log(f"[models] {model}: already in {json_path}, skipped")
             continue
-        budget = {"name": stem, "stage1_epochs": stage1_epochs, "stage1_eval_step": 1,
-                  "stage1_stopping_step": NO_EARLY_STOP, "stage2_epochs": stage2_epochs,
-                  "stage2_eval_step": 1, "stage2_stopping_step": NO_EARLY_STOP}
         model_dir = os.path.join(work_dir, model)
         result = run_accuracy(model=model, dataset=dataset_name, budget=budget, seed=seed,
                               loss_type=settings["loss_type"], data_path=data_path, out_dir=model_dir,
