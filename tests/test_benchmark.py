@@ -204,5 +204,23 @@ def test_models_job_runs_both_arms_from_one_stage1_and_resumes(tiny_data_path, t
                                   log=lines.append)
     assert again["models"] == json.load(open(os.path.join(out, "models-tiny-t.json")))["models"]
     assert sum("already in" in line for line in lines) == 2
+
+    from recbole_basrec.benchmark import accuracy
+
+    json_path = os.path.join(out, "models-tiny-t.json")
+    real_run = accuracy.run_accuracy
+
+    def run_while_another_process_writes(**kwargs):  # a second process, other --models, same JSON
+        other = json.load(open(json_path))
+        other["models"].append({**other["models"][0], "backbone": "OTHER"})
+        common.write_json(other, json_path)
+        return real_run(**kwargs)
+
+    monkeypatch.setattr(accuracy, "run_accuracy", run_while_another_process_writes)
+    merged = models_job.run_models(["FOSSIL"], dataset="tiny", stage1_epochs=2, stage2_epochs=1, seed=0,
+                                   data_path=tiny_data_path, out_dir=out, tag="t", overrides=overrides,
+                                   log=lambda *_: None)
+    assert sorted(m["backbone"] for m in merged["models"]) == ["FOSSIL", "NARM", "OTHER", "STAMP"]
+    assert [m["backbone"] for m in json.load(open(json_path))["models"]] == [m["backbone"] for m in merged["models"]]
     with pytest.raises(ValueError, match="stage1_epochs"):
         models_job.run_models(["NARM"], dataset="tiny", stage1_epochs=0, data_path=tiny_data_path, out_dir=out)

@@ -10,7 +10,8 @@ does the phases). ``SETTINGS`` hold what is shared by every model. (``results/mo
 came from an earlier version that trained both arms from scratch, 4 epochs each.)
 
 Finished models are kept in the JSON and finished phases in ``saved/<stem>/<model>/``: running the
-same command again resumes.
+same command again resumes. Two processes may share one JSON with disjoint ``--models`` lists (two cores,
+two slow models): each keeps the models the other wrote.
 """
 import os
 
@@ -78,6 +79,9 @@ def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=
         entry = {"backbone": model, "model": result["basrec"]["model"], "plain": _arm(result["plain"]),
                  "basrec": _arm(result["basrec"]),
                  "stage1": _arm(result["stage1"]), "gain_test": result["gain_basrec_over_plain"]["test"]}
+        if os.path.isfile(json_path):  # keep models another process (a disjoint --models list) finished meanwhile
+            mine = {m["backbone"] for m in record["models"]} | {model}
+            record["models"] += [m for m in common.read_json(json_path).get("models", []) if m["backbone"] not in mine]
         record["models"].append(entry)
         log(f"[models] {model}: test NDCG@10 plain {entry['plain']['test']['ndcg@10']:.4f}, "
             f"BASRec {entry['basrec']['test']['ndcg@10']:.4f}")
