@@ -11,7 +11,10 @@ Reference:
   embeddings (a forward hook, see :mod:`recbole_basrec.model.input_embedding`);
 * cross-sequence mixup works on what ``forward`` returns, one representation per sequence
   (the last real position for models returning one per position);
-* training is ``train_mode: prefix`` (RecBole's: one target per training prefix).
+* training is ``train_mode: prefix`` (RecBole's: one target per training prefix);
+* the objective is BASRec's, with BASRec on or off: a stock model's own extra loss terms
+  (SINE's concept-covariance regulariser, ``reg_weight`` penalties, FEARec's contrastive losses)
+  are not added, because they live inside each model's ``calculate_loss``.
 
 A model is served when, on a probe batch at start-up, its ``forward`` takes the item sequence
 (and optionally its length and the user), embeds that sequence with ``item_embedding``, and
