@@ -1,7 +1,7 @@
 """Plain vs BASRec for stock RecBole sequential models (generic path or hand-written adapter), at a reduced
 CPU budget, with the accuracy job's two-stage protocol:
 
-    python -m recbole_basrec.benchmark models --models NARM STAMP LightSANs SHAN FOSSIL SINE --stage1_epochs 4 --stage2_epochs 2
+    python -m recbole_basrec.benchmark models --models NARM STAMP LightSANs SHAN FOSSIL SINE --stage1_epochs 6 --stage2_epochs 10
 
 Per model: a plain stage 1 of ``stage1_epochs``, then from its best-validation weights (a) plain
 training continued and (b) BASRec, ``stage2_epochs`` each, same seed and data order; each arm's
