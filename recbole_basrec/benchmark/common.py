@@ -154,9 +154,10 @@ def rounded(value, digits=5):
 
 
 def write_json(record, path):
-    """Write ``record`` to ``path`` atomically: an interrupted write leaves the old file whole."""
+    """Write ``record`` to ``path`` atomically: an interrupted write leaves the old file whole, and
+    two processes writing the same file never share a temporary file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = f"{path}.partial"
+    partial = f"{path}.{os.getpid()}.partial"
     with open(partial, "w", encoding="utf-8") as f:
         json.dump(rounded(record), f, indent=2, default=str)
         f.write("\n")

@@ -44,6 +44,11 @@ def _arm(phase):
     return arm
 
 
+def _saved_models(json_path):
+    """The models a JSON written by :func:`run_models` holds (none if there is no file yet)."""
+    return common.read_json(json_path).get("models", []) if os.path.isfile(json_path) else []
+
+
 def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=2020, data_file=None,
                data_path=None, cache_dir=None, out_dir=common.DEFAULT_OUT, tag=None, overrides=None,
                log=common.say):
@@ -62,8 +67,7 @@ def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=
               "protocol": f"plain stage 1 ({stage1_epochs} epochs), then from its best-validation weights "
                           f"(a) plain continued and (b) BASRec, {stage2_epochs} epochs each; full ranking, history masked, leave-one-out; best-validation epoch of each arm tested once",
               "environment": common.environment(), "models": []}
-    if os.path.isfile(json_path):  # resume: keep the finished models
-        record["models"] = common.read_json(json_path).get("models", [])
+    record["models"] = _saved_models(json_path)  # resume: keep the finished models
     done = {m["backbone"] for m in record["models"]}
     budget = {"name": stem, "stage1_epochs": stage1_epochs, "stage1_eval_step": 1,
               "stage1_stopping_step": NO_EARLY_STOP, "stage2_epochs": stage2_epochs,
@@ -79,9 +83,9 @@ def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=
         entry = {"backbone": model, "model": result["basrec"]["model"], "plain": _arm(result["plain"]),
                  "basrec": _arm(result["basrec"]),
                  "stage1": _arm(result["stage1"]), "gain_test": result["gain_basrec_over_plain"]["test"]}
-        if os.path.isfile(json_path):  # keep models another process (a disjoint --models list) finished meanwhile
-            mine = {m["backbone"] for m in record["models"]} | {model}
-            record["models"] += [m for m in common.read_json(json_path).get("models", []) if m["backbone"] not in mine]
+        # keep the models another process (a disjoint --models list) finished meanwhile
+        mine = {m["backbone"] for m in record["models"]} | {model}
+        record["models"] += [m for m in _saved_models(json_path) if m["backbone"] not in mine]
         record["models"].append(entry)
         log(f"[models] {model}: test NDCG@10 plain {entry['plain']['test']['ndcg@10']:.4f}, "
             f"BASRec {entry['basrec']['test']['ndcg@10']:.4f}")
