@@ -75,6 +75,18 @@ def test_accuracy_job_on_tiny(tiny_data_path, tmp_path):
     assert set(saved["gain_basrec_over_plain"]["test"]) == set(METRICS)
 
 
+def test_published_stage2_of_fmlprec_borrows_sasrecs_schedule_for_the_dataset():
+    from recbole_basrec.benchmark.accuracy import borrowed_stage2_schedule
+
+    # SASRec-Beauty.yaml: 200 epochs, validated from epoch 101 on NDCG@20, patience 20 validations
+    assert borrowed_stage2_schedule("FMLPRec", "Beauty") == {
+        "epochs": 200, "valid_start_epoch": 101, "stopping_step": 19, "valid_metric": "NDCG@20"}
+    assert borrowed_stage2_schedule("FMLPRec", "Yelp")["epochs"] == 100  # SASRec-Yelp.yaml's own
+    assert borrowed_stage2_schedule("SASRec", "Beauty") == {}  # its own preset applies
+    assert borrowed_stage2_schedule("GRU4Rec", "Beauty") == {}
+    assert borrowed_stage2_schedule("FMLPRec", "tiny") == {}  # nothing published for the dataset
+
+
 def test_missing_dataset_is_skipped(tmp_path, capsys):
     missing = str(tmp_path / "nowhere" / "Beauty.txt")
     for job in ("speed", "accuracy"):

@@ -12,7 +12,8 @@ Protocol (one process, one data split, one seed):
 Model selection uses validation only; each run's best-validation checkpoint is then tested
 once, history masked (``eval_mask_history``). Budget ``published`` is the authors' schedule
 from ``properties/preset/`` (stage 2: up to 200 epochs, validated from epoch 101, NDCG@20,
-patience 20) with their model and BASRec settings; a stage 1 trained here follows their
+patience 20) with their model and BASRec settings (a backbone they published nothing for, FMLP-Rec,
+takes SASRec's schedule: :func:`borrowed_stage2_schedule`); a stage 1 trained here follows their
 pretraining schedule (:data:`PUBLISHED_STAGE1`: up to 500 epochs, validated late). Reported: HR/NDCG@{5,10,20} on valid and
 test for stage 1, (a) and (b), the relative gain of (b) over (a), the validation curves and
 phase wall times. Every epoch prints one progress line; a run interrupted between phases
@@ -76,6 +77,25 @@ PUBLISHED_STAGE1 = {
     (model, dataset): {"valid_start_epoch": star_test + 1, **_TTA4SR_DROPOUT[model]}
     for (model, dataset), star_test in _TTA4SR_STAR_TEST.items()
 }
+#: Stage-2 schedule keys that a backbone without published settings (FMLP-Rec) takes from SASRec's
+#: preset for the same dataset, the closest published architecture (FMLP-Rec is SASRec with its
+#: attention replaced by a learnable filter). Without them stage 2 would be validated from its first
+#: epoch and early-stopped there, a schedule the authors used for no backbone.
+BORROWED_SCHEDULE_KEYS = ("epochs", "valid_start_epoch", "stopping_step", "valid_metric")
+
+
+def borrowed_stage2_schedule(model, dataset):
+    """Stage 2's schedule for ``model`` under the published budget when the authors published no
+    settings for it on ``dataset``: SASRec's preset's (:data:`BORROWED_SCHEDULE_KEYS`); ``{}`` when
+    ``model`` has its own preset or SASRec has none for ``dataset``."""
+    from recbole_basrec.config import load_yaml, preset_file
+
+    if preset_file(model, dataset) or not preset_file("SASRec", dataset):
+        return {}
+    preset = load_yaml(preset_file("SASRec", dataset))
+    return {key: preset[key] for key in BORROWED_SCHEDULE_KEYS}
+
+
 #: Where the authors' stage-1 checkpoints live: ``<shared>/reference/<model>-<dataset>-stage1.pt``.
 REFERENCE_DIR = os.path.join(common.SHARED_DATA, "reference")
 
@@ -298,10 +318,13 @@ def run_accuracy(
     ckpt = stage1["checkpoint"]
     say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
         f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
+    stage2 = schedule("stage2")
+    if budget_name == "published":
+        stage2.update(borrowed_stage2_schedule(model, dataset_name))
     runs = {}
     # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
     for phase, basrec in (("basrec", True), ("plain", False)):
-        cfg = phase_config(phase, basrec=basrec, pretrained_path=ckpt, **schedule("stage2"))
+        cfg = phase_config(phase, basrec=basrec, pretrained_path=ckpt, **stage2)
         say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
         runs[phase], data = run(phase, cfg, data)
         say(f"[accuracy] {phase}: valid NDCG@10 {runs[phase]['valid'].get('ndcg@10', float('nan')):.4f}, "
@@ -310,7 +333,7 @@ def run_accuracy(
 
     from recbole_basrec.quick_start.quick_start import build_config
 
-    probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **schedule("stage2")))
+    probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
     keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
             "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
             "reorder_keep_last", "eval_mask_history", "valid_metric", "valid_start_epoch", "epochs",
