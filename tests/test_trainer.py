@@ -49,6 +49,18 @@ def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, pr
     assert all("valid ndcg@10" in line and "min left" in line for line in lines)
 
 
+def test_progress_line_shows_ndcg10_beside_another_valid_metric(tiny_config_dict):
+    config, model, trainer, (train, valid, test) = _setup(
+        {**tiny_config_dict, "valid_metric": "NDCG@20", "stage1_epochs": 0, "epochs": 2})
+    lines = []
+    trainer.progress_sink = lines.append
+    trainer.fit(train, valid, saved=False)
+    assert len(lines) == 2
+    for line, seen in zip(lines, trainer.valid_history):
+        assert f"valid ndcg@20 {seen['ndcg@20']:.4f} (best " in line
+        assert f"), ndcg@10 {seen['ndcg@10']:.4f}, elapsed" in line
+
+
 def test_pretrained_path_skips_stage1_and_starts_from_those_weights(tiny_config_dict, tmp_path):
     first = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "basrec": False, "epochs": 1})
     config, model, trainer, (train, valid, test) = _setup(

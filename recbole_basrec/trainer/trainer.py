@@ -352,7 +352,8 @@ class BASRecTrainer(Trainer):
 
     def progress_line(self, epoch, score=None):
         """``stage 2 epoch 12/200: rec 0.18 ssa 1.9 csa 2.2, valid ndcg@10 0.0412 (best 0.0420),
-        elapsed 3.1 min, at most 45 min left`` (time left if no early stop)."""
+        elapsed 3.1 min, at most 45 min left`` (time left if no early stop); with another
+        ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
         losses = self.epoch_losses.get(epoch, ())
         names = ("rec", "ssa", "csa") if len(losses) == 3 else ("loss",)
         loss_text = " ".join(f"{n} {v:.4f}" for n, v in zip(names, losses))
@@ -360,6 +361,9 @@ class BASRecTrainer(Trainer):
             valid = "valid -"
         else:
             valid = f"valid {self.valid_metric} {score:.4f} (best {self.best_valid_score:.4f})"
+            latest = self.valid_history[-1] if self.valid_history else {}
+            if self.valid_metric != "ndcg@10" and "ndcg@10" in latest:
+                valid += f", ndcg@10 {latest['ndcg@10']:.4f}"  # the paper's headline metric, whatever selects
         start, first = self._stage_clock or (time.perf_counter(), epoch)
         elapsed = time.perf_counter() - start
         done = epoch - first + 1
