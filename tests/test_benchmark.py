@@ -146,6 +146,31 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     assert [p["epoch"] for p in whole["basrec"]["curve"]] == [2, 3, 4]
 
 
+def test_accuracy_arms_run_by_separate_processes_give_the_whole_runs_record(tiny_data_path, tmp_path):
+    budget = {"stage1_epochs": 2, "stage1_eval_step": 1, "stage1_stopping_step": 5,
+              "stage2_epochs": 2, "stage2_eval_step": 1, "stage2_stopping_step": 5}
+    overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
+
+    def run(name, arms):
+        return run_accuracy(model="SASRec", dataset="tiny", budget=budget, seed=0, data_path=tiny_data_path,
+                            out_dir=str(tmp_path / name), checkpoint_dir=str(tmp_path / name / "saved"),
+                            overrides=overrides, arms=arms, log=lambda *_: None)
+
+    whole = run("whole", ("basrec", "plain"))
+    assert run("split", ["plain"]) is None  # stage 1, then the plain arm; BASRec's is still missing
+    assert not os.path.exists(tmp_path / "split" / "accuracy-sasrec-tiny-custom.json")
+    with open(tmp_path / "split" / "saved" / "phases.json") as f:
+        assert sorted(json.load(f)) == ["plain", "stage1"]
+    split = run("split", ["basrec"])  # the last arm to finish writes the record
+    again = run("split", ("basrec", "plain"))  # everything finished: only the record is rebuilt
+    for phase in ("stage1", "plain", "basrec"):
+        assert split[phase]["test"] == whole[phase]["test"] == again[phase]["test"]
+    assert split["gain_basrec_over_plain"] == whole["gain_basrec_over_plain"]
+    assert split["data"] == whole["data"] == again["data"]
+    with pytest.raises(ValueError, match="choose among"):
+        run("bad", ["stage1"])
+
+
 def test_resume_files_with_numpy_metric_values_load_only_when_asked(tmp_path):
     import numpy as np
     import torch

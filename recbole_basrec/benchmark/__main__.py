@@ -4,6 +4,7 @@ import shlex
 import sys
 
 from recbole_basrec.benchmark import common
+from recbole_basrec.benchmark.accuracy import ARMS as ACCURACY_ARMS
 
 MODELS = ("SASRec", "GRU4Rec", "FMLPRec")
 
@@ -52,6 +53,9 @@ def build_parser():
                      help="stage 1 = the authors' checkpoint <repo>/../shared/data/reference/<model>-<dataset>-stage1.pt")
     acc.add_argument("--stage1_epochs", type=int, default=None, help="override the budget's stage-1 epochs")
     acc.add_argument("--stage2_epochs", type=int, default=None, help="override the budget's stage-2 epochs")
+    acc.add_argument("--arms", nargs="+", default=list(ACCURACY_ARMS), choices=ACCURACY_ARMS,
+                     help="stage-2 arms this process trains; once stage 1 has finished, a second process with "
+                          "the other arm runs it side by side (same checkpoint_dir)")
     acc.add_argument("--checkpoint_dir", default=None,
                      help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
@@ -118,6 +122,7 @@ def main(argv=None):
                 model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
                 data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
                 checkpoint_dir=args.checkpoint_dir, tag=args.tag, from_reference=args.from_reference,
+                arms=args.arms,
             )
     except common.DatasetMissing as error:
         print(common.skip_message(args.job, error))

@@ -37,6 +37,9 @@ COMMON_PARAMS = {
     "valid_metric": "NDCG@10",
 }
 
+#: The stage-2 arms, in the order one process runs them.
+ARMS = ("basrec", "plain")
+
 #: Epoch budgets. ``stopping_step`` counts validations (RecBole), so the patience in epochs
 #: is ``stopping_step * eval_step``. ``reduced`` was sized from measured times on a shared
 #: 2-core CPU to finish in < 30 min; ``full`` validates every epoch with patience 20;
@@ -234,6 +237,7 @@ def run_accuracy(
     tag=None,
     overrides=None,
     from_reference=False,
+    arms=ARMS,
     log=common.say,
 ):
     """Run stage 1, then (a) plain and (b) BASRec from its checkpoint; write JSON and PNG.
@@ -246,11 +250,17 @@ def run_accuracy(
             (``True``, or the checkpoint's path).
         checkpoint_dir: where phases save; a run started again with the same folder skips the
             phases already finished there (default ``saved/<output stem>``).
+        arms: the stage-2 arms this process trains (after stage 1, if unfinished). Two processes
+            with the same ``checkpoint_dir``, one per arm, run the arms side by side once stage 1
+            has finished; whichever finishes last writes the JSON.
 
     Returns:
         dict: the record written to ``<out_dir>/accuracy-<model>-<dataset>-<budget>.json``,
-        with ``json_path`` and ``png_path`` added.
+        with ``json_path`` and ``png_path`` added; ``None`` while an arm outside ``arms`` is unfinished.
     """
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown or not arms:
+        raise ValueError(f"arms {list(arms)}: choose among {list(ARMS)}")
     wall_start = time.perf_counter()
     dataset_name, data_root = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     reference = None
@@ -264,9 +274,10 @@ def run_accuracy(
     os.makedirs(checkpoint_dir, exist_ok=True)
     log_file = os.path.join(checkpoint_dir, "progress.log")
     done_file = os.path.join(checkpoint_dir, "phases.json")
-    finished = {}
-    if os.path.isfile(done_file):
-        finished = common.read_json(done_file)
+
+    def finished_phases():  # re-read each time: a process running another arm may have added one
+        return common.read_json(done_file) if os.path.isfile(done_file) else {}
+
     base = dict(COMMON_PARAMS)
     from recbole_basrec.config import preset_file
 
@@ -288,13 +299,12 @@ def run_accuracy(
         return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
 
     def run(phase, cfg, data):
-        if phase in finished:
+        if phase in finished_phases():
             say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
-            return finished[phase], data
+            return finished_phases()[phase], data
         record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
                                   log=log, log_file=log_file)
-        finished[phase] = record
-        common.write_json(finished, done_file)
+        common.write_json({**finished_phases(), phase: record}, done_file)
         return record, data
 
     def phase_config(phase, **extra):
@@ -323,17 +333,24 @@ def run_accuracy(
         stage2.update(borrowed_stage2_schedule(model, dataset_name))
     runs = {}
     # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
-    for phase, basrec in (("basrec", True), ("plain", False)):
-        cfg = phase_config(phase, basrec=basrec, pretrained_path=ckpt, **stage2)
+    for phase in (arm for arm in ARMS if arm in arms):
+        cfg = phase_config(phase, basrec=phase == "basrec", pretrained_path=ckpt, **stage2)
         say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
         runs[phase], data = run(phase, cfg, data)
         say(f"[accuracy] {phase}: valid NDCG@10 {runs[phase]['valid'].get('ndcg@10', float('nan')):.4f}, "
             f"test NDCG@10 {runs[phase]['test'].get('ndcg@10', float('nan')):.4f} "
             f"({runs[phase]['wall_s']['train_and_valid']:.0f}s)")
+    others = [arm for arm in ARMS if arm not in runs]
+    if any(arm not in finished_phases() for arm in others):
+        say(f"[accuracy] {', '.join(others)} not finished: the process running it writes the JSON")
+        return None
+    runs.update({arm: finished_phases()[arm] for arm in others})
 
     from recbole_basrec.quick_start.quick_start import build_config
 
     probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
+    if data is None:  # every phase was finished before this process started
+        data = _Data(probe)
     keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
             "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
             "reorder_keep_last", "eval_mask_history", "valid_metric", "valid_start_epoch", "epochs",
