@@ -93,9 +93,10 @@ def borrowed_stage2_schedule(model, dataset):
     ``model`` has its own preset or SASRec has none for ``dataset``."""
     from recbole_basrec.config import load_yaml, preset_file
 
-    if preset_file(model, dataset) or not preset_file("SASRec", dataset):
+    sasrec = preset_file("SASRec", dataset)
+    if preset_file(model, dataset) or not sasrec:
         return {}
-    preset = load_yaml(preset_file("SASRec", dataset))
+    preset = load_yaml(sasrec)
     return {key: preset[key] for key in BORROWED_SCHEDULE_KEYS}
 
 
@@ -276,7 +277,7 @@ def run_accuracy(
     done_file = os.path.join(checkpoint_dir, "phases.json")
 
     def finished_phases():  # re-read each time: a process running another arm may have added one
-        return common.read_json(done_file) if os.path.isfile(done_file) else {}
+        return common.read_json(done_file, missing={})
 
     base = dict(COMMON_PARAMS)
     from recbole_basrec.config import preset_file
@@ -299,9 +300,10 @@ def run_accuracy(
         return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
 
     def run(phase, cfg, data):
-        if phase in finished_phases():
+        done = finished_phases()
+        if phase in done:
             say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
-            return finished_phases()[phase], data
+            return done[phase], data
         record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
                                   log=log, log_file=log_file)
         common.write_json({**finished_phases(), phase: record}, done_file)
@@ -331,20 +333,20 @@ def run_accuracy(
     stage2 = schedule("stage2")
     if budget_name == "published":
         stage2.update(borrowed_stage2_schedule(model, dataset_name))
-    runs = {}
     # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
     for phase in (arm for arm in ARMS if arm in arms):
         cfg = phase_config(phase, basrec=phase == "basrec", pretrained_path=ckpt, **stage2)
         say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
-        runs[phase], data = run(phase, cfg, data)
-        say(f"[accuracy] {phase}: valid NDCG@10 {runs[phase]['valid'].get('ndcg@10', float('nan')):.4f}, "
-            f"test NDCG@10 {runs[phase]['test'].get('ndcg@10', float('nan')):.4f} "
-            f"({runs[phase]['wall_s']['train_and_valid']:.0f}s)")
-    others = [arm for arm in ARMS if arm not in runs]
-    if any(arm not in finished_phases() for arm in others):
-        say(f"[accuracy] {', '.join(others)} not finished: the process running it writes the JSON")
+        arm, data = run(phase, cfg, data)
+        say(f"[accuracy] {phase}: valid NDCG@10 {arm['valid'].get('ndcg@10', float('nan')):.4f}, "
+            f"test NDCG@10 {arm['test'].get('ndcg@10', float('nan')):.4f} "
+            f"({arm['wall_s']['train_and_valid']:.0f}s)")
+    done = finished_phases()  # this process's arms and any other process's
+    missing = [arm for arm in ARMS if arm not in done]
+    if missing:
+        say(f"[accuracy] {', '.join(missing)} not finished: the process running it writes the JSON")
         return None
-    runs.update({arm: finished_phases()[arm] for arm in others})
+    runs = {arm: done[arm] for arm in ARMS}
 
     from recbole_basrec.quick_start.quick_start import build_config
 

@@ -165,7 +165,10 @@ def write_json(record, path):
     return path
 
 
-def read_json(path):
+def read_json(path, missing=None):
+    """The JSON at ``path``; ``missing`` when there is no file (a record not written yet)."""
+    if not os.path.isfile(path):
+        return missing
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 

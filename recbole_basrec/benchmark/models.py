@@ -46,7 +46,7 @@ def _arm(phase):
 
 def _saved_models(json_path):
     """The models a JSON written by :func:`run_models` holds (none if there is no file yet)."""
-    return common.read_json(json_path).get("models", []) if os.path.isfile(json_path) else []
+    return common.read_json(json_path, missing={}).get("models", [])
 
 
 def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=2020, data_file=None,

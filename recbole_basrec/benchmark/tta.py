@@ -42,7 +42,7 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
               "protocol": "full ranking, history masked, leave-one-out; TTA on valid and test inputs",
               "environment": common.environment(), "runs": []}
     # Runs of other models or variants already in the file are kept (each with its own environment).
-    earlier = common.read_json(json_path) if os.path.isfile(json_path) else None
+    earlier = common.read_json(json_path)
     if earlier and earlier.get("seed") == seed:
         record["runs"] = [dict(run, environment=run.get("environment", earlier["environment"]))
                           for run in earlier["runs"]]
