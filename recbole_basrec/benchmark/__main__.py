@@ -1,4 +1,4 @@
-"""``python -m recbole_basrec.benchmark {speed,accuracy,models,tta} ...``: see ``--help`` of each job."""
+"""``python -m recbole_basrec.benchmark {speed,accuracy,models,tta,table} ...``: see ``--help`` of each job."""
 import argparse
 import shlex
 import sys
@@ -72,11 +72,23 @@ def build_parser():
                      help="trained checkpoint (default: the authors' stage-1 one in <repo>/../shared/data/reference/)")
     tta.add_argument("--variants", nargs="+", default=None, help="names from recbole_basrec.benchmark.tta.VARIANTS")
     _data_args(tta)
+
+    table = sub.add_parser("table", help="markdown table of accuracy JSONs: published vs ours, plain vs BASRec")
+    table.add_argument("paths", nargs="+", help="results/accuracy-*.json written by the accuracy job")
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.job == "table":
+        from recbole_basrec.benchmark.report import run_table
+
+        try:
+            run_table(args.paths)
+        except ValueError as error:
+            parser.exit(2, f"error: {error}\n")
+        return 0
     words = ["python", "-m", "recbole_basrec.benchmark"] + list(sys.argv[1:] if argv is None else argv)
     common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.

@@ -1,0 +1,92 @@
+"""Markdown table of an accuracy record: published vs ours, the plain arm beside BASRec, gains.
+
+``python -m recbole_basrec.benchmark table results/accuracy-<model>-<dataset>-<tag>.json`` prints
+the table the README's "Evidence" section shows for that run, so every figure there comes from a
+committed JSON and nothing is copied by hand.
+"""
+from recbole_basrec.benchmark import common
+
+#: Test HR/NDCG@{5,10,20} of X + BASRec published in the paper (history masked, the authors'
+#: stage-1 checkpoints and presets). FMLP-Rec has no published per-metric figures.
+PUBLISHED = {
+    ("SASRec", "Beauty"): (.0548, .0371, .0810, .0455, .1145, .0539),
+    ("GRU4Rec", "Beauty"): (.0336, .0219, .0546, .0286, .0842, .0360),
+    ("SASRec", "Sports_and_Outdoors"): (.0283, .0193, .0436, .0242, .0641, .0294),
+    ("GRU4Rec", "Sports_and_Outdoors"): (.0191, .0126, .0307, .0164, .0483, .0208),
+}
+
+#: How the paper writes the backbones' names.
+DISPLAY_NAMES = {"FMLPRec": "FMLP-Rec"}
+
+HEADER = ("| test, history {masked} | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 "
+          "| best / last epoch | training wall time | history |")
+
+
+def published_metrics(model, dataset):
+    """The paper's test metrics of ``model`` + BASRec on ``dataset`` as a dict, or ``None``."""
+    values = PUBLISHED.get((model, dataset))
+    return None if values is None else dict(zip(common.METRICS, values))
+
+
+def _figure(value):
+    """``.0455`` style: four decimals without the leading zero, as the paper prints them."""
+    text = f"{value:.4f}"
+    return text[1:] if text.startswith("0.") else text
+
+
+def _percent(value):
+    return f"{value * 100:+.1f}%"
+
+
+def _row(label, cells, epochs="", wall="", history=""):
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in [label, *cells, epochs, wall, history]) + "|"
+
+
+def _phase_row(label, phase, history):
+    metrics = [_figure(phase["test"][m]) for m in common.METRICS]
+    if not phase.get("epochs_run"):
+        return _row(label, metrics, "-", "-", history)
+    epochs = f"{phase['best_epoch']} of {phase['epochs_run']}"
+    wall = f"{phase['wall_s']['train_and_valid'] / 60:.0f} min"
+    return _row(label, metrics, epochs, wall, history)
+
+
+def _relative(better, base):
+    return [_percent(better[m] / base[m] - 1) for m in common.METRICS]
+
+
+def accuracy_table(record):
+    """The markdown table of one ``accuracy`` record (as written by :func:`run_accuracy`)."""
+    for phase in ("stage1", "plain", "basrec"):
+        if not isinstance(record.get(phase), dict) or "test" not in record[phase]:
+            raise ValueError(f"the record has no finished '{phase}' phase: "
+                             "run the accuracy job to its end (it writes the JSON when every phase has finished)")
+    name = DISPLAY_NAMES.get(record["model"], record["model"])
+    history = "masked" if record.get("history_masked") else "**not masked**"
+    published = published_metrics(record["model"], record["dataset"])
+    stage1 = "the authors' stage 1" if record.get("from_reference") else "our stage 1"
+    lines = [HEADER.format(masked="masked" if record.get("history_masked") else "**not masked**"),
+             "|" + "---|" * 10]
+    if published:
+        lines.append(_row(f"{name} + BASRec, published", [_figure(published[m]) for m in common.METRICS],
+                          history="masked"))
+    lines += [
+        _phase_row(f"{name} + BASRec, ours (b)", record["basrec"], history),
+        _phase_row(f"{name}, ours plain continued (a)", record["plain"], history),
+        _phase_row(f"{name}, {stage1}", record["stage1"], history),
+        _row("gain (b) over (a)", _relative(record["basrec"]["test"], record["plain"]["test"])),
+    ]
+    if published:
+        lines.append(_row("ours (b) vs published", _relative(record["basrec"]["test"], published)))
+    return "\n".join(lines)
+
+
+def run_table(paths):
+    """Print the table of each accuracy JSON in ``paths``."""
+    for path in paths:
+        record = common.read_json(path, missing=None)
+        if record is None:
+            raise ValueError(f"no such result file: {path}")
+        if record.get("job") != "accuracy":
+            raise ValueError(f"{path} is a '{record.get('job')}' record: tables are made of accuracy records only")
+        print(f"{path}\n\n{accuracy_table(record)}\n")

@@ -1,0 +1,79 @@
+"""The accuracy table: exact text on a hand-made record, one-line errors, README in step with results/."""
+import glob
+import json
+import os
+
+import pytest
+
+from recbole_basrec.benchmark import common
+from recbole_basrec.benchmark.__main__ import main
+from recbole_basrec.benchmark.report import accuracy_table
+
+
+def _phase(scale, best=None, last=None, wall_s=None):
+    metrics = dict(zip(common.METRICS, (.02, .012, .04, .02, .08, .032)))
+    phase = {"test": {m: v * scale for m, v in metrics.items()}, "epochs_run": last, "best_epoch": best}
+    if wall_s is not None:
+        phase["wall_s"] = {"train_and_valid": wall_s}
+    return phase
+
+
+def _record(model="SASRec", dataset="Beauty", from_reference=None, masked=True):
+    return {"job": "accuracy", "model": model, "dataset": dataset, "from_reference": from_reference,
+            "history_masked": masked, "stage1": _phase(1.0, 30, 50, 600.0),
+            "plain": _phase(1.1, 10, 30, 120.0), "basrec": _phase(1.375, 12, 32, 3000.0)}
+
+
+def test_table_of_a_hand_made_record_is_exact():
+    lines = accuracy_table(_record(model="FMLPRec")).splitlines()
+    assert lines == [
+        "| test, history masked | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 | best / last epoch "
+        "| training wall time | history |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        "| FMLP-Rec + BASRec, ours (b) | .0275 | .0165 | .0550 | .0275 | .1100 | .0440 | 12 of 32 | 50 min | masked |",
+        "| FMLP-Rec, ours plain continued (a) | .0220 | .0132 | .0440 | .0220 | .0880 | .0352 | 10 of 30 | 2 min "
+        "| masked |",
+        "| FMLP-Rec, our stage 1 | .0200 | .0120 | .0400 | .0200 | .0800 | .0320 | 30 of 50 | 10 min | masked |",
+        "| gain (b) over (a) | +25.0% | +25.0% | +25.0% | +25.0% | +25.0% | +25.0% | | | |",
+    ]
+
+
+def test_table_adds_the_published_row_and_marks_an_unmasked_or_reference_run():
+    record = _record(from_reference="/x/SASRec-Beauty-stage1.pt", masked=False)
+    record["stage1"] = dict(_phase(1.0), epochs_run=0)
+    lines = accuracy_table(record).splitlines()
+    assert lines[0].startswith("| test, history **not masked** |")
+    assert lines[2] == "| SASRec + BASRec, published | .0548 | .0371 | .0810 | .0455 | .1145 | .0539 | | | masked |"
+    assert lines[3].endswith("| **not masked** |")
+    assert lines[5] == ("| SASRec, the authors' stage 1 | .0200 | .0120 | .0400 | .0200 | .0800 | .0320 | - | - "
+                        "| **not masked** |")
+    # ours (b) .0275 against the published .0548 ...
+    assert lines[7].startswith("| ours (b) vs published | -49.8% | -55.5% | -32.1% | -39.6% | -3.9% | -18.4% |")
+
+
+def test_table_job_errors_are_one_line(tmp_path, capsys):
+    unfinished = dict(_record(), basrec={"curve": []})
+    speed = {"job": "speed"}
+    for name, record in (("unfinished", unfinished), ("speed", speed)):
+        with open(tmp_path / f"{name}.json", "w") as f:
+            json.dump(record, f)
+    for path, words in ((tmp_path / "unfinished.json", "no finished 'basrec' phase"),
+                        (tmp_path / "speed.json", "accuracy records only"),
+                        (tmp_path / "absent.json", "no such result file")):
+        with pytest.raises(SystemExit) as stop:
+            main(["table", str(path)])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1
+
+
+def test_readme_tables_are_the_committed_results():
+    """Every published-budget table in the README is what its JSON in results/ generates."""
+    with open(os.path.join(common.REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    paths = sorted(glob.glob(os.path.join(common.DEFAULT_OUT, "accuracy-*-published-*.json")))
+    assert len(paths) >= 4
+    for path in paths:
+        with open(path) as f:
+            table = accuracy_table(json.load(f))
+        assert table in readme, f"README's table of {os.path.basename(path)} differs from the JSON"
