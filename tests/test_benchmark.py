@@ -261,3 +261,42 @@ def test_models_job_runs_both_arms_from_one_stage1_and_resumes(tiny_data_path, t
     assert [m["backbone"] for m in json.load(open(json_path))["models"]] == [m["backbone"] for m in merged["models"]]
     with pytest.raises(ValueError, match="stage1_epochs"):
         models_job.run_models(["NARM"], dataset="tiny", stage1_epochs=0, data_path=tiny_data_path, out_dir=out)
+
+
+def test_stage2_settings_reach_both_arms_and_a_resume_under_other_settings_is_refused(tiny_data_path, tmp_path,
+                                                                                      capsys):
+    budget = {"stage1_epochs": 1, "stage1_eval_step": 1, "stage1_stopping_step": 2,
+              "stage2_epochs": 1, "stage2_eval_step": 1, "stage2_stopping_step": 2}
+    overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
+
+    def run(stage2_config, arms=("basrec", "plain")):
+        return run_accuracy(model="SASRec", dataset="tiny", budget=budget, seed=0, data_path=tiny_data_path,
+                            out_dir=str(tmp_path / "out"), checkpoint_dir=str(tmp_path / "saved"),
+                            overrides=overrides, arms=arms, stage2_config=stage2_config, log=lambda *_: None)
+
+    with pytest.raises(common.BadRequest, match=r"\['hiden_dropout_prob'\] are not config keys"):
+        run({"hiden_dropout_prob": 0.1})
+    record = run({"hidden_dropout_prob": 0.05, "n_pairs": 2})
+    assert record["stage2_config"] == {"hidden_dropout_prob": 0.05, "n_pairs": 2}
+    assert record["hyper_parameters"]["hidden_dropout_prob"] == 0.05 and record["hyper_parameters"]["n_pairs"] == 2
+    with open(tmp_path / "saved" / "phases.json") as f:
+        phases = json.load(f)
+    assert phases["basrec"]["stage2_config"] == phases["plain"]["stage2_config"] == record["stage2_config"]
+    assert "stage2_config" not in phases["stage1"]  # stage 1 is shared by any stage-2 settings
+    with pytest.raises(common.BadRequest, match="another --tag"):
+        run({"hidden_dropout_prob": 0.1}, arms=["plain"])
+    # other stage-2 settings from the same stage 1: a new folder seeded with a copy of stage 1 only
+    (tmp_path / "saved" / "stage1").rename(tmp_path / "stage1-moved")
+    seeded = tmp_path / "seeded"
+    seeded.mkdir()
+    (tmp_path / "stage1-moved").rename(seeded / "stage1")
+    with open(seeded / "phases.json", "w") as f:
+        json.dump({"stage1": phases["stage1"]}, f)
+    other = run_accuracy(model="SASRec", dataset="tiny", budget=budget, seed=0, data_path=tiny_data_path,
+                         out_dir=str(tmp_path / "out2"), checkpoint_dir=str(seeded), overrides=overrides,
+                         stage2_config={"hidden_dropout_prob": 0.1}, log=lambda *_: None)
+    assert other["stage1"]["test"] == record["stage1"]["test"]  # not retrained: the copied phase
+    assert other["hyper_parameters"]["hidden_dropout_prob"] == 0.1
+    with pytest.raises(SystemExit) as stop:
+        main(["accuracy", "--stage2", "hidden_dropout_prob"])
+    assert stop.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err

@@ -56,6 +56,9 @@ def build_parser():
     acc.add_argument("--arms", nargs="+", default=list(ACCURACY_ARMS), choices=ACCURACY_ARMS,
                      help="stage-2 arms this process trains; once stage 1 has finished, a second process with "
                           "the other arm runs it side by side (same checkpoint_dir)")
+    acc.add_argument("--stage2", nargs="+", default=[], metavar="KEY=VALUE",
+                     help="config keys set in both stage-2 arms after the preset's, e.g. hidden_dropout_prob=0.1 "
+                          "n_pairs=2 (values read as YAML); give such a run its own --tag")
     acc.add_argument("--checkpoint_dir", default=None,
                      help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
@@ -78,6 +81,19 @@ def build_parser():
     return parser
 
 
+def _key_values(parser, words):
+    """``['a=1', 'b=x']`` -> ``{'a': 1, 'b': 'x'}`` (values read as YAML, as RecBole reads its command line)."""
+    import yaml
+
+    pairs = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            parser.error(f"--stage2 takes KEY=VALUE pairs, got '{word}' (e.g. --stage2 hidden_dropout_prob=0.1)")
+        pairs[key] = yaml.safe_load(value)
+    return pairs
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,7 +102,7 @@ def main(argv=None):
 
         try:
             run_table(args.paths)
-        except ValueError as error:
+        except common.BadRequest as error:
             parser.exit(2, f"error: {error}\n")
         return 0
     words = ["python", "-m", "recbole_basrec.benchmark"] + list(sys.argv[1:] if argv is None else argv)
@@ -131,6 +147,7 @@ def main(argv=None):
                 if args.stage2_epochs is not None:
                     budget["stage2_epochs"] = args.stage2_epochs
             run_accuracy(
+                stage2_config=_key_values(parser, args.stage2),
                 model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
                 data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
                 checkpoint_dir=args.checkpoint_dir, tag=args.tag, from_reference=args.from_reference,
@@ -138,6 +155,8 @@ def main(argv=None):
             )
     except common.DatasetMissing as error:
         print(common.skip_message(args.job, error))
+    except common.BadRequest as error:
+        parser.exit(2, f"error: {error}\n")
     finally:
         if argv is not None:  # called as a function (tests): leave no trace in later records
             common.COMMAND = None

@@ -117,7 +117,7 @@ def budget_settings(budget, model):
     try:
         return dict(BUDGETS[budget][model])
     except KeyError:
-        raise ValueError(f"unknown budget {budget!r} or model {model!r}") from None
+        raise common.BadRequest(f"unknown budget {budget!r} or model {model!r}") from None
 
 
 def _gains(better, base):
@@ -239,6 +239,7 @@ def run_accuracy(
     overrides=None,
     from_reference=False,
     arms=ARMS,
+    stage2_config=None,
     log=common.say,
 ):
     """Run stage 1, then (a) plain and (b) BASRec from its checkpoint; write JSON and PNG.
@@ -254,6 +255,9 @@ def run_accuracy(
         arms: the stage-2 arms this process trains (after stage 1, if unfinished). Two processes
             with the same ``checkpoint_dir``, one per arm, run the arms side by side once stage 1
             has finished; whichever finishes last writes the JSON.
+        stage2_config: config keys set in both stage-2 arms after the budget's and the preset's
+            (e.g. ``{"hidden_dropout_prob": 0.1}``); recorded with each arm, and an arm finished
+            under other values is refused rather than mixed into the record.
 
     Returns:
         dict: the record written to ``<out_dir>/accuracy-<model>-<dataset>-<budget>.json``,
@@ -261,7 +265,8 @@ def run_accuracy(
     """
     unknown = sorted(set(arms) - set(ARMS))
     if unknown or not arms:
-        raise ValueError(f"arms {list(arms)}: choose among {list(ARMS)}")
+        raise common.BadRequest(f"arms {list(arms)}: choose among {list(ARMS)}")
+    stage2_config = dict(stage2_config or {})
     wall_start = time.perf_counter()
     dataset_name, data_root = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     reference = None
@@ -299,13 +304,21 @@ def run_accuracy(
         keys = {"epochs": f"{stage}_epochs", "eval_step": f"{stage}_eval_step", "stopping_step": f"{stage}_stopping_step"}
         return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
 
-    def run(phase, cfg, data):
+    def run(phase, cfg, data, changed=None):
         done = finished_phases()
         if phase in done:
+            if changed is not None and done[phase].get("stage2_config", {}) != changed:
+                raise common.BadRequest(f"the {phase} arm in {checkpoint_dir} was trained with stage-2 settings "
+                                 f"{done[phase].get('stage2_config', {})}, not {changed}: give this run another "
+                                 "--tag (or --checkpoint_dir)")
             say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
             return done[phase], data
         record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
                                   log=log, log_file=log_file)
+        if changed is not None:
+            record["stage2_config"] = changed
+        # relative: a copy of the folder (a new --tag seeded with this stage 1, a resume elsewhere) still finds it
+        record["checkpoint"] = os.path.relpath(record["checkpoint"], checkpoint_dir)
         common.write_json({**finished_phases(), phase: record}, done_file)
         return record, data
 
@@ -327,17 +340,26 @@ def run_accuracy(
             stage1_cfg.update(PUBLISHED_STAGE1.get((model, dataset_name), {"valid_start_epoch": 0}))
     stage1, data = run("stage1", stage1_cfg, None)
     stage1["wall_s"].setdefault("total_incl_data", time.perf_counter() - t0)
-    ckpt = stage1["checkpoint"]
+    ckpt = os.path.join(checkpoint_dir, stage1["checkpoint"])  # records before 2026-11-30 hold absolute paths
     say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
         f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
     stage2 = schedule("stage2")
     if budget_name == "published":
         stage2.update(borrowed_stage2_schedule(model, dataset_name))
+    if stage2_config:
+        from recbole_basrec.quick_start.quick_start import build_config
+
+        known = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True)).final_config_dict
+        typos = sorted(key for key in stage2_config if key not in known)
+        if typos:
+            raise common.BadRequest(f"stage-2 settings {typos} are not config keys of {model}: check their spelling "
+                             "against properties/ and RecBole's configuration")
+        stage2.update(stage2_config)
     # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
     for phase in (arm for arm in ARMS if arm in arms):
         cfg = phase_config(phase, basrec=phase == "basrec", pretrained_path=ckpt, **stage2)
         say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
-        arm, data = run(phase, cfg, data)
+        arm, data = run(phase, cfg, data, changed=stage2_config)
         say(f"[accuracy] {phase}: valid NDCG@10 {arm['valid'].get('ndcg@10', float('nan')):.4f}, "
             f"test NDCG@10 {arm['test'].get('ndcg@10', float('nan')):.4f} "
             f"({arm['wall_s']['train_and_valid']:.0f}s)")
@@ -365,6 +387,7 @@ def run_accuracy(
         "dataset": dataset_name,
         "budget": budget_name,
         "budget_settings": settings,
+        "stage2_config": stage2_config,
         "seed": seed,
         "loss_type": probe["loss_type"],
         "history_masked": bool(probe["eval_mask_history"]),

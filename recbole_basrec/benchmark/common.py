@@ -54,6 +54,10 @@ class DatasetMissing(Exception):
     """The source data file of a benchmark is absent: the job is skipped, not failed."""
 
 
+class BadRequest(ValueError):
+    """A benchmark asked for something it cannot do (bad option, mismatched resume): a one-line error."""
+
+
 def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=None):
     """``(dataset_name, data_path)`` ready for RecBole.
 

@@ -59,7 +59,7 @@ def accuracy_table(record):
     """The markdown table of one ``accuracy`` record (as written by :func:`run_accuracy`)."""
     for phase in ("stage1", "plain", "basrec"):
         if not isinstance(record.get(phase), dict) or "test" not in record[phase]:
-            raise ValueError(f"the record has no finished '{phase}' phase: "
+            raise common.BadRequest(f"the record has no finished '{phase}' phase: "
                              "run the accuracy job to its end (it writes the JSON when every phase has finished)")
     name = DISPLAY_NAMES.get(record["model"], record["model"])
     history = "masked" if record.get("history_masked") else "**not masked**"
@@ -86,7 +86,7 @@ def run_table(paths):
     for path in paths:
         record = common.read_json(path, missing=None)
         if record is None:
-            raise ValueError(f"no such result file: {path}")
+            raise common.BadRequest(f"no such result file: {path}")
         if record.get("job") != "accuracy":
-            raise ValueError(f"{path} is a '{record.get('job')}' record: tables are made of accuracy records only")
+            raise common.BadRequest(f"{path} is a '{record.get('job')}' record: tables are made of accuracy records only")
         print(f"{path}\n\n{accuracy_table(record)}\n")
