@@ -309,8 +309,8 @@ def run_accuracy(
         if phase in done:
             if changed is not None and done[phase].get("stage2_config", {}) != changed:
                 raise common.BadRequest(f"the {phase} arm in {checkpoint_dir} was trained with stage-2 settings "
-                                 f"{done[phase].get('stage2_config', {})}, not {changed}: give this run another "
-                                 "--tag (or --checkpoint_dir)")
+                                        f"{done[phase].get('stage2_config', {})}, not {changed}: give this run another "
+                                        "--tag (or --checkpoint_dir)")
             say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
             return done[phase], data
         record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
@@ -352,8 +352,8 @@ def run_accuracy(
         known = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True)).final_config_dict
         typos = sorted(key for key in stage2_config if key not in known)
         if typos:
-            raise common.BadRequest(f"stage-2 settings {typos} are not config keys of {model}: check their spelling "
-                             "against properties/ and RecBole's configuration")
+            raise common.BadRequest(f"stage-2 settings {typos} are not config keys of {model}: check their "
+                                    "spelling against properties/ and RecBole's configuration")
         stage2.update(stage2_config)
     # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
     for phase in (arm for arm in ARMS if arm in arms):

@@ -60,13 +60,13 @@ def accuracy_table(record):
     for phase in ("stage1", "plain", "basrec"):
         if not isinstance(record.get(phase), dict) or "test" not in record[phase]:
             raise common.BadRequest(f"the record has no finished '{phase}' phase: "
-                             "run the accuracy job to its end (it writes the JSON when every phase has finished)")
+                                    "run the accuracy job to its end (it writes the JSON once every phase has "
+                                    "finished)")
     name = DISPLAY_NAMES.get(record["model"], record["model"])
     history = "masked" if record.get("history_masked") else "**not masked**"
     published = published_metrics(record["model"], record["dataset"])
     stage1 = "the authors' stage 1" if record.get("from_reference") else "our stage 1"
-    lines = [HEADER.format(masked="masked" if record.get("history_masked") else "**not masked**"),
-             "|" + "---|" * 10]
+    lines = [HEADER.format(masked=history), "|" + "---|" * 10]
     if published:
         lines.append(_row(f"{name} + BASRec, published", [_figure(published[m]) for m in common.METRICS],
                           history="masked"))
@@ -88,5 +88,6 @@ def run_table(paths):
         if record is None:
             raise common.BadRequest(f"no such result file: {path}")
         if record.get("job") != "accuracy":
-            raise common.BadRequest(f"{path} is a '{record.get('job')}' record: tables are made of accuracy records only")
+            raise common.BadRequest(f"{path} is a '{record.get('job')}' record: tables are made of accuracy "
+                                    "records only")
         print(f"{path}\n\n{accuracy_table(record)}\n")
