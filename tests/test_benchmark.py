@@ -135,7 +135,10 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     with pytest.raises(KeyboardInterrupt):
         run("resumed")
     monkeypatch.setattr(BASRecTrainer, "_save_last", original)
-    resumed = run("resumed", log=lines.append)
+    # resumed from a moved folder (a committed copy restored elsewhere): files inside name the old place
+    (tmp_path / "interrupted").mkdir()
+    (tmp_path / "resumed").rename(tmp_path / "interrupted" / "resumed")
+    resumed = run("interrupted/resumed", log=lines.append)
     assert "[accuracy] stage1: already finished" in " ".join(lines)
     assert any("[basrec] resumed after epoch 2" in line for line in lines)
     assert sum(line.startswith("[basrec] stage 2 epoch") for line in lines) == 2  # epochs 3 and 4 only

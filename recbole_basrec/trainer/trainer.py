@@ -199,7 +199,11 @@ class BASRecTrainer(Trainer):
                 f"resume with --model={saved_by}."
             )
         # (early benchmark resume files named the best model 'saved_model_file')
-        self.saved_model_file = checkpoint.get("best_model_file") or checkpoint.get("saved_model_file") or resume_file
+        best = checkpoint.get("best_model_file") or checkpoint.get("saved_model_file")
+        beside = best and os.path.join(os.path.dirname(resume_file), os.path.basename(best))
+        if best and not os.path.exists(best) and os.path.exists(beside):
+            best = beside  # the run's folder was moved or copied since: its best model moved with it
+        self.saved_model_file = best or resume_file
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
