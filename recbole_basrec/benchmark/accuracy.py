@@ -11,7 +11,7 @@ Protocol (one process, one data split, one seed):
 
 Model selection uses validation only; each run's best-validation checkpoint is then tested
 once, history masked (``eval_mask_history``). Budget ``published`` is the authors' schedule
-from ``properties/preset/`` (stage 2: up to 200 epochs, validated from epoch 101, NDCG@20,
+from ``properties/preset/`` (stage 2: up to 200 epochs, validated from the 102nd epoch, NDCG@20,
 patience 20) with their model and BASRec settings (a backbone they published nothing for, FMLP-Rec,
 takes SASRec's schedule: :func:`borrowed_stage2_schedule`); a stage 1 trained here follows their
 pretraining schedule (:data:`PUBLISHED_STAGE1`: up to 500 epochs, validated late). Reported: HR/NDCG@{5,10,20} on valid and
