@@ -69,8 +69,8 @@ def main(argv=None):
     result = run_recbole_basrec(
         args.model, args.dataset, config_file_list=files, config_dict=config_dict, resume_file=args.resume
     )
-    print(f"best valid: {dict(result['best_valid_result'] or {})}")
-    print(f"test      : {dict(result['test_result'])}")
+    for label, metrics in (("best valid", result["best_valid_result"]), ("test      ", result["test_result"])):
+        print(f"{label}: {({name: float(value) for name, value in (metrics or {}).items()})}")  # not np.float64(...)
     return 0
 
 
