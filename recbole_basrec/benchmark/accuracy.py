@@ -120,10 +120,6 @@ def budget_settings(budget, model):
         raise common.BadRequest(f"unknown budget {budget!r} or model {model!r}") from None
 
 
-def _gains(better, base):
-    return {m: ((better[m] - base[m]) / base[m] if base.get(m) else None) for m in METRICS if m in better}
-
-
 class _Data:
     """The dataset and its loaders, built once and shared by every phase."""
 
@@ -307,9 +303,10 @@ def run_accuracy(
     def run(phase, cfg, data, changed=None):
         done = finished_phases()
         if phase in done:
-            if changed is not None and done[phase].get("stage2_config", {}) != changed:
+            trained_with = done[phase].get("stage2_config", {})
+            if changed is not None and trained_with != changed:
                 raise common.BadRequest(f"the {phase} arm in {checkpoint_dir} was trained with stage-2 settings "
-                                        f"{done[phase].get('stage2_config', {})}, not {changed}: give this run another "
+                                        f"{trained_with}, not {changed}: give this run another "
                                         "--tag (or --checkpoint_dir)")
             say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
             return done[phase], data
@@ -406,10 +403,10 @@ def run_accuracy(
         "plain": {k: v for k, v in runs["plain"].items() if k != "checkpoint"},
         "basrec": {k: v for k, v in runs["basrec"].items() if k != "checkpoint"},
         "gain_basrec_over_plain": {
-            "test": _gains(runs["basrec"]["test"], runs["plain"]["test"]),
-            "valid": _gains(runs["basrec"]["valid"], runs["plain"]["valid"]),
+            "test": common.relative_gains(runs["basrec"]["test"], runs["plain"]["test"]),
+            "valid": common.relative_gains(runs["basrec"]["valid"], runs["plain"]["valid"]),
         },
-        "gain_basrec_over_stage1": {"test": _gains(runs["basrec"]["test"], stage1["test"])},
+        "gain_basrec_over_stage1": {"test": common.relative_gains(runs["basrec"]["test"], stage1["test"])},
         "wall_s_total": time.perf_counter() - wall_start,
     }
     record["json_path"] = os.path.join(out_dir, stem + ".json")

@@ -143,6 +143,11 @@ def metrics_of(result):
     return {m: float(result[m]) for m in METRICS if m in result} if result else {}
 
 
+def relative_gains(better, base):
+    """``{metric: better / base - 1}`` for every metric of ``better`` (``None`` where ``base`` is 0 or absent)."""
+    return {m: ((better[m] - base[m]) / base[m] if base.get(m) else None) for m in METRICS if m in better}
+
+
 def median(values):
     return float(statistics.median(values)) if values else None
 

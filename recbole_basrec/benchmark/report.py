@@ -1,8 +1,8 @@
 """Markdown table of an accuracy record: published vs ours, the plain arm beside BASRec, gains.
 
 ``python -m recbole_basrec.benchmark table results/accuracy-<model>-<dataset>-<tag>.json`` prints
-the table the README's "Evidence" section shows for that run, so every figure there comes from a
-committed JSON and nothing is copied by hand.
+the table the README's "Evidence" section shows for that run: its published-budget tables are this
+output, not copied by hand (``tests/test_report.py`` checks that the README holds each unchanged).
 """
 from recbole_basrec.benchmark import common
 
@@ -35,7 +35,7 @@ def _figure(value):
 
 
 def _percent(value):
-    return f"{value * 100:+.1f}%"
+    return "-" if value is None else f"{value * 100:+.1f}%"
 
 
 def _row(label, cells, epochs="", wall="", history=""):
@@ -52,7 +52,8 @@ def _phase_row(label, phase, history):
 
 
 def _relative(better, base):
-    return [_percent(better[m] / base[m] - 1) for m in common.METRICS]
+    gains = common.relative_gains(better, base)
+    return [_percent(gains.get(m)) for m in common.METRICS]
 
 
 def accuracy_table(record):
