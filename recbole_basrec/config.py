@@ -225,7 +225,7 @@ def validate_config(config):
     def fail(message):
         raise ValueError(f"Invalid BASRec config: {message}")
 
-    for key in ("eval_mask_history",):
+    for key in ("eval_mask_history", "exact_valid_score"):
         if not isinstance(config[key], bool):
             fail(f"{key} must be True or False, got {config[key]!r}.")
     if isinstance(config["valid_start_epoch"], bool) or not isinstance(config["valid_start_epoch"], int) \

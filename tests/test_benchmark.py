@@ -7,7 +7,7 @@ import pytest
 import recbole_basrec  # noqa: F401
 from recbole_basrec.benchmark import common
 from recbole_basrec.benchmark.__main__ import main
-from recbole_basrec.benchmark.accuracy import METRICS, run_accuracy
+from recbole_basrec.benchmark.accuracy import METRICS, best_validation, run_accuracy
 from recbole_basrec.benchmark.speed import run_speed
 
 SMALL = {
@@ -72,7 +72,17 @@ def test_accuracy_job_on_tiny(tiny_data_path, tmp_path):
         assert len(run["curve"]) == 1 and "ndcg@10" in run["curve"][0]
         assert run["wall_s"]["train_and_valid"] > 0
     assert saved["plain"]["basrec"] is False and saved["basrec"]["basrec"] is True
+    assert saved["hyper_parameters"]["exact_valid_score"] is True
+    assert all(saved[phase]["exact_valid_score"] is True for phase in ("stage1", "plain", "basrec"))
     assert set(saved["gain_basrec_over_plain"]["test"]) == set(METRICS)
+
+
+def test_the_tested_epoch_is_the_latest_of_equal_best_scores():
+    # RecBole's early stopping keeps the later of two equal scores (rounded scores tie often)
+    curve = [{"ndcg@20": s} for s in (0.0320, 0.0328, 0.0325, 0.0328, 0.0321)]
+    assert best_validation(curve, "ndcg@20") == 3
+    assert best_validation(curve[:3], "ndcg@20") == 1
+    assert best_validation([], "ndcg@20") is None
 
 
 def test_published_stage2_of_fmlprec_borrows_sasrecs_schedule_for_the_dataset():

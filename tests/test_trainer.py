@@ -185,3 +185,55 @@ def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data_p
     last = max(glob.glob(str(tmp_path / "killed" / "*-last.pth")), key=os.path.getmtime)
     resumed = run([f"--resume={last}"], tmp_path / "killed")
     assert test_line(resumed) == whole
+
+
+class _ScriptedMetric:
+    """Stands in for RecBole's metrics: NDCG@10 takes the given values in turn, rounded as
+    RecBole rounds them (``decimal_place``)."""
+
+    def __init__(self, values):
+        self.values, self.decimal_place = iter(values), 4
+
+    def calculate_metric(self, data):
+        return {"ndcg@10": round(next(self.values), self.decimal_place)}
+
+
+@pytest.mark.parametrize("exact,best_epoch,epochs_run,best_score", [
+    (True, 0, 3, 0.03281),   # the authors': .03279 is below .03281, two non-improving validations stop it
+    (False, 1, 4, 0.0328),   # RecBole's: both round to .0328, the later counts as the best
+])
+def test_early_stopping_compares_unrounded_scores_unless_asked_not_to(tiny_config_dict, exact, best_epoch,
+                                                                      epochs_run, best_score):
+    config, model, trainer, (train, valid, test) = _setup(
+        {**tiny_config_dict, "exact_valid_score": exact, "epochs": 8, "stopping_step": 1})
+    trainer.evaluator.metrics = ["ndcg"]
+    trainer.evaluator.metric_class = {"ndcg": _ScriptedMetric([0.03281, 0.03279, 0.0327, 0.0327, 0.0326])}
+    best_valid_score, best_valid_result = trainer.fit(train, valid, saved=True)
+    assert [h["epoch"] for h in trainer.valid_history] == list(range(epochs_run))
+    assert best_valid_score == best_score
+    assert best_valid_result == {"ndcg@10": 0.0328}  # shown rounded either way
+    assert trainer.valid_history[1]["ndcg@10"] == (0.03279 if exact else 0.0328)
+    assert torch.load(trainer.saved_model_file, weights_only=True)["epoch"] == best_epoch
+    assert trainer.evaluator.metric_class["ndcg"].decimal_place == 4  # restored after validating
+
+
+def test_a_run_validated_before_exact_scores_resumes_under_the_rounded_rule(tiny_config_dict):
+    result = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 1})
+    path = result["saved_model_file"]
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["config"]["exact_valid_score"] is True
+    config, model, trainer, data = _setup({**tiny_config_dict, "epochs": 2})
+    trainer.resume_checkpoint(path)
+    assert trainer.exact_valid_score is True
+    del checkpoint["config"]["exact_valid_score"]  # as written before the key existed
+    torch.save(checkpoint, path)
+    trainer.resume_checkpoint(path)
+    assert trainer.exact_valid_score is False  # it compared rounded scores: it goes on doing so
+    torch.save({**checkpoint, "config": {**checkpoint["config"], "exact_valid_score": None}}, path)
+    trainer.exact_valid_score = True  # (a process started before the key, saving after the YAML gained it)
+    trainer.resume_checkpoint(path)
+    assert trainer.exact_valid_score is False
+    torch.save({**checkpoint, "best_valid_score": -float("inf")}, path)  # not validated yet
+    trainer.exact_valid_score = True
+    trainer.resume_checkpoint(path)
+    assert trainer.exact_valid_score is True

@@ -166,6 +166,12 @@ class _Progress:
         self.marks.append((epoch, time.perf_counter() - self.start, float(score) if validated else None))
 
 
+def best_validation(curve, metric):
+    """Index of the model a phase tested: its best ``metric``, the latest of equal scores, as
+    RecBole's early stopping (``>=``) keeps it; ``None`` for an empty curve."""
+    return max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
+
+
 def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
     """Train one phase on the shared loaders; returns metrics, curve, times, checkpoint."""
     import torch
@@ -198,7 +204,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
         for h, (epoch, elapsed) in zip(history, marks)
     ]
     metric = config["valid_metric"].lower()
-    best = max(range(len(curve)), key=lambda i: curve[i][metric]) if curve else None
+    best = best_validation(curve, metric)
     epochs_run = progress.marks[-1][0] + 1 if progress.marks else 0
     record = {
         "phase": name,
@@ -213,6 +219,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
         "wall_s": {"train_and_valid": train_s, "test": test_s,
                    "per_epoch_incl_valid": train_s / max(epochs_run, 1)},
         "checkpoint": trainer.saved_model_file,
+        "exact_valid_score": trainer.exact_valid_score,
     }
     del net, trainer
     if torch.cuda.is_available():
@@ -374,7 +381,7 @@ def run_accuracy(
         data = _Data(probe)
     keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
             "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
-            "reorder_keep_last", "eval_mask_history", "valid_metric", "valid_start_epoch", "epochs",
+            "reorder_keep_last", "eval_mask_history", "exact_valid_score", "valid_metric", "valid_start_epoch", "epochs",
             "stopping_step", "loss_type", "train_mode", "MAX_ITEM_LIST_LENGTH", "train_batch_size", "learning_rate")
     keys += tuple(MODEL_PARAMS.get(model, {}))
     hyper = {k: probe[k] for k in keys if k in probe}

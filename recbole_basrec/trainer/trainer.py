@@ -12,6 +12,7 @@ Checkpoints hold tensors and plain Python values only and are always read with
 import os
 import time
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from logging import getLogger
 
@@ -26,6 +27,9 @@ from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, 
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 _PLAIN = (str, int, float, bool, type(None))
+# Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4); NDCG and HR are
+# means over thousands of users, so two epochs' scores that differ at all differ by far more.
+_FULL_PRECISION_PLACES = 17
 # Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
 _DERIVED = {"train_neg_sample_args"}
 
@@ -99,6 +103,7 @@ class BASRecTrainer(Trainer):
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
         self.stage = 2 if hasattr(model, "augment") else 0
         self.mask_history = bool(config["eval_mask_history"])
+        self.exact_valid_score = bool(config["exact_valid_score"])
         self.valid_start_epoch = config["valid_start_epoch"] or 0
         self._stage_start = 0  # first epoch index of the current stage
         self._history = None  # (user_ptr, items) on the device while evaluating with masking
@@ -212,6 +217,10 @@ class BASRecTrainer(Trainer):
         self._stage_start = checkpoint.get("stage_start", 0)
         self.epochs = checkpoint.get("epochs", self.epochs)
         self.valid_history = checkpoint.get("valid_history", [])
+        snapshot = checkpoint.get("config", {})
+        if "basrec" in snapshot and snapshot.get("exact_valid_score") is None and np.isfinite(self.best_valid_score):
+            # validated before the key existed (absent or None), when scores were compared rounded: keep that rule
+            self.exact_valid_score = False
         if hasattr(self.model, "augment"):
             self.model.augment = self.stage != 1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -395,10 +404,27 @@ class BASRecTrainer(Trainer):
             # so far, so that early stopping and the saved model start at the first validation.
             self.logger.info(f"validation starts at epoch {self.valid_start_epoch} of this stage")
             return (-np.inf if self.valid_metric_bigger else np.inf), {}
-        with self._validation():
+        with self._validation(), self._metrics_unrounded(self.exact_valid_score):
             valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         self.valid_history.append({"stage": self.stage, "epoch": getattr(self, "_epoch", -1), **valid_result})
-        return valid_score, valid_result
+        places = self.config["metric_decimal_place"]
+        return valid_score, OrderedDict((key, round(value, places)) for key, value in valid_result.items())
+
+    @contextmanager
+    def _metrics_unrounded(self, unrounded=True):
+        """RecBole rounds every metric to ``metric_decimal_place`` (4) before early stopping compares
+        them, so two epochs within 1e-4 tie and the later one counts as an improvement. The authors'
+        code compares the unrounded NDCG@20: here the score is computed to 17 decimal places and
+        the validation history keeps them; what is shown and returned stays rounded."""
+        metrics = list(self.evaluator.metric_class.values()) if unrounded else []
+        places = [metric.decimal_place for metric in metrics]
+        for metric in metrics:
+            metric.decimal_place = _FULL_PRECISION_PLACES
+        try:
+            yield
+        finally:
+            for metric, place in zip(metrics, places):
+                metric.decimal_place = place
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         if not isinstance(losses, tuple) or len(losses) != 3:
