@@ -85,6 +85,7 @@ def inputs(tmp_path_factory, tiny_data_path_module):
         "unknown-align": ["--align=left"] + on_tiny,
         "unknown-ssa-weighting": ["--ssa_weighting=mean"] + on_tiny,
         "mask-not-bool": ["--eval_mask_history=yes"] + on_tiny,
+        "exact-score-not-bool": ["--exact_valid_score=1.5"] + on_tiny,
         "length-below-two": on_tiny + ["--MAX_ITEM_LIST_LENGTH=1"],
         "missing-checkpoint": ["--pretrained_path=/no/such.pth"] + on_tiny,
         "not-a-checkpoint": [f"--pretrained_path={notes}"] + on_tiny,
