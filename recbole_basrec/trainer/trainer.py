@@ -27,8 +27,8 @@ from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, 
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 _PLAIN = (str, int, float, bool, type(None))
-# Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): one user's rank
-# moving within the top 20 changes an NDCG or HR mean over n users by at least about 1e-3 / n.
+# Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
+# one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
 # Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
 _DERIVED = {"train_neg_sample_args"}
@@ -218,6 +218,7 @@ class BASRecTrainer(Trainer):
         self.epochs = checkpoint.get("epochs", self.epochs)
         self.valid_history = checkpoint.get("valid_history", [])
         snapshot = checkpoint.get("config", {})
+        # (only our models' snapshots hold config keys; theirs "basrec" among them)
         if "basrec" in snapshot and snapshot.get("exact_valid_score") is None and np.isfinite(self.best_valid_score):
             # validated before the key existed (absent or None), when scores were compared rounded: keep that rule
             self.exact_valid_score = False
@@ -404,19 +405,19 @@ class BASRecTrainer(Trainer):
             # so far, so that early stopping and the saved model start at the first validation.
             self.logger.info(f"validation starts at epoch {self.valid_start_epoch} of this stage")
             return (-np.inf if self.valid_metric_bigger else np.inf), {}
-        with self._validation(), self._metrics_unrounded(self.exact_valid_score):
+        with self._validation(), self._metrics_unrounded() if self.exact_valid_score else nullcontext():
             valid_score, valid_result = super()._valid_epoch(valid_data, show_progress)
         self.valid_history.append({"stage": self.stage, "epoch": getattr(self, "_epoch", -1), **valid_result})
         places = self.config["metric_decimal_place"]
         return valid_score, OrderedDict((key, round(value, places)) for key, value in valid_result.items())
 
     @contextmanager
-    def _metrics_unrounded(self, unrounded=True):
+    def _metrics_unrounded(self):
         """RecBole rounds every metric to ``metric_decimal_place`` (4) before early stopping compares
         them, so two epochs within 1e-4 tie and the later one counts as an improvement. The authors'
         code compares the unrounded NDCG@20: here the score is computed to 17 decimal places and
         the validation history keeps them; what is shown and returned stays rounded."""
-        metrics = list(self.evaluator.metric_class.values()) if unrounded else []
+        metrics = list(self.evaluator.metric_class.values())
         places = [metric.decimal_place for metric in metrics]
         for metric in metrics:
             metric.decimal_place = _FULL_PRECISION_PLACES
