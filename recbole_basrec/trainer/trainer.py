@@ -218,7 +218,7 @@ class BASRecTrainer(Trainer):
         self.epochs = checkpoint.get("epochs", self.epochs)
         self.valid_history = checkpoint.get("valid_history", [])
         snapshot = checkpoint.get("config", {})
-        # (only our models' snapshots hold config keys; theirs "basrec" among them)
+        # every snapshot our runs wrote holds "basrec"; an empty or foreign one says nothing about the rule
         if "basrec" in snapshot and snapshot.get("exact_valid_score") is None and np.isfinite(self.best_valid_score):
             # validated before the key existed (absent or None), when scores were compared rounded: keep that rule
             self.exact_valid_score = False
