@@ -1,5 +1,8 @@
 """Ray Tune search: a real 2-trial run on the tiny dataset, a failing trial, clean shutdown."""
 import os
+import re
+import shutil
+import tempfile
 import time
 
 import psutil
@@ -26,6 +29,41 @@ def _our_ray_processes():
         if any(key in text for key in ("raylet", "gcs_server", "ray::", "ray/_private", "ray/dashboard")):
             alive.append(text[:100])
     return alive
+
+
+def _cluster_processes(port, temp_dir):
+    """Processes of the Ray cluster started on `port` with `temp_dir`, with their descendants.
+
+    Its processes name the temp dir or the port on their command line; its agents and workers
+    rename themselves, but are their descendants.
+    """
+    found = {}
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            text = " ".join(p.info["cmdline"] or [])
+            if temp_dir in text or re.search(rf"[:=]{port}\b", text):
+                found.update({c.pid: c for c in [p, *p.children(recursive=True)]})
+        except psutil.Error:
+            pass
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def _stop_cluster(port, temp_dir):
+    """Stop that cluster and only it: `ray stop` would also kill any other Ray cluster on this
+    machine (a second test run, the user's own)."""
+    procs = _cluster_processes(port, temp_dir)
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    for p in psutil.wait_procs(procs, timeout=15)[1]:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    return procs
 
 
 def assert_ray_down():
@@ -147,19 +185,25 @@ def test_search_without_ray_says_how_to_install_it():
 
 
 def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, tmp_path, monkeypatch):
-    """`ray start --head` on 127.0.0.1, a one-trial search through --ray_address, cluster still up."""
+    """`ray start --head` on 127.0.0.1, a one-trial search through --ray_address, cluster still up;
+    then that cluster alone is stopped."""
     import socket
     import subprocess
     import sys
 
     monkeypatch.chdir(tmp_path)
+    # Both sides in the same auth mode, however earlier tests or ~/.ray/auth_token left it (see _join_cluster).
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    ray._raylet.Config.initialize("")  # re-read the mode, as Ray does when it turns token auth on itself
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
     address = f"127.0.0.1:{port}"
+    temp_dir = tempfile.mkdtemp(prefix="rb-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)  # short: socket paths
     subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
+                    f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats"],
+                   check=True, capture_output=True, timeout=180)
     try:
         out = run_search("SASRec", "tiny", SASREC_SPACE, config_dict=dict(tiny_config_dict, epochs=1),
                          num_samples=1, ray_address=address)
@@ -169,4 +213,28 @@ def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, 
                                 timeout=120)
         assert status.returncode == 0, status.stderr
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=180)
+        stopped = _stop_cluster(port, temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert stopped and _cluster_processes(port, temp_dir) == []
+
+
+def test_joining_a_cluster_fails_with_one_line_errors():
+    """ray.init's ConnectionError becomes one line naming the fix; a token-auth refusal (Ray 2.60 raises
+    ConnectionError from a RuntimeError quoting the AuthenticationError) says how to authenticate."""
+    from recbole_basrec.tune.search import _join_cluster
+
+    class FakeRay:
+        def __init__(self, cause):
+            self.cause = cause
+
+        def init(self, **kwargs):
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from self.cause
+
+    gcs_refused = RuntimeError("Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
+                               "ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken")
+    with pytest.raises(ValueError, match=r"^the Ray cluster at 10\.0\.0\.1:6379 requires token authentication: "
+                                         r"set RAY_AUTH_MODE=token .*run again\.$"):
+        _join_cluster(FakeRay(gcs_refused), "10.0.0.1:6379", {})
+    with pytest.raises(ValueError, match=r"^cannot join the Ray cluster at 10\.0\.0\.1:6379 \(Failed to connect.*\); "
+                                         r"check --ray_address"):
+        _join_cluster(FakeRay(RuntimeError("Failed to connect to GCS")), "10.0.0.1:6379", {})

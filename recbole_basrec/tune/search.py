@@ -220,6 +220,26 @@ def format_table(trials, valid_metric="valid"):
     return "\n".join(lines)
 
 
+def _join_cluster(ray, address, runtime_env):
+    """``ray.init(address=...)``, with a one-line error when the cluster cannot be joined."""
+    try:
+        ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+    except ConnectionError as error:
+        cause = error.__cause__  # Ray 2.60: ConnectionError from RuntimeError quoting the AuthenticationError
+        while cause is not None and "AuthenticationError" not in f"{type(cause).__name__} {cause}":
+            cause = cause.__cause__
+        # Ray 2.60's `ray start` turns token auth on once ~/.ray/auth_token exists; a driver given an
+        # explicit address does not, unless RAY_AUTH_MODE says so.
+        if cause is not None:
+            raise ValueError(
+                f"the Ray cluster at {address} requires token authentication: set RAY_AUTH_MODE=token (the token is "
+                "read from ~/.ray/auth_token or RAY_AUTH_TOKEN) and run again."
+            ) from None
+        raise ValueError(
+            f"cannot join the Ray cluster at {address} ({error}); check --ray_address with `ray status --address={address}`."
+        ) from None
+
+
 def run_search(
     model,
     dataset,
@@ -311,7 +331,7 @@ def run_search(
             pythonpath = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
             runtime_env = {"env_vars": {"PYTHONPATH": pythonpath}}
             if ray_address:
-                ray.init(address=ray_address, runtime_env=runtime_env, logging_level=logging.WARNING)
+                _join_cluster(ray, ray_address, runtime_env)
             else:
                 ray.init(
                     num_cpus=cpu_count,
