@@ -82,6 +82,32 @@ def test_ssa_weights_by_hand():
     assert aug.ssa_weights(lam, rates, "batch").tolist() == [[1.25, 1.25, 1.25]]
 
 
+def test_ssa_weights_tiny_lambda_sets_the_scale_as_in_the_authors_code():
+    # w = 1/(lam r) = 2e8, 2e7, 4 -> w' = 1, (2e7 - 4) / (2e8 - 4), 0: nothing floors lambda at 1e-6,
+    # which would make the first two weights equal (w' = 1, 1, 0).
+    lam = torch.tensor([[1e-8, 1e-7, 0.5]])
+    rates = torch.tensor([[0.5, 0.5, 0.5]])
+    w = aug.ssa_weights(lam, rates, "sequence")
+    assert w.dtype == torch.float32
+    assert torch.allclose(w, torch.tensor([[1.0, (2e7 - 4) / (2e8 - 4), 0.0]]), rtol=1e-6, atol=0)
+
+
+def test_ssa_weight_sums_match_the_authors_formula_on_beta_draws():
+    # The authors' code: w = 1 / (lam * r), (w - min) / (max - min) over the batch, summed by the
+    # (B, 1) broadcast; GRU4Rec's published beta 0.3 and rates U(0.2, 0.51), batch 256.
+    gen = torch.Generator().manual_seed(0)
+    beta = torch.distributions.Beta(torch.tensor(0.3), torch.tensor(0.3))
+    torch.manual_seed(0)
+    lam = beta.sample((400, 256))
+    rates = 0.2 + 0.31 * torch.rand(400, 256, generator=gen)
+    w = 1.0 / (lam.double() * rates.double())
+    expected = ((w - w.min(-1, keepdim=True).values) / (w.max(-1, keepdim=True).values - w.min(-1, keepdim=True).values)).sum(-1)
+    got = aug.ssa_weights(lam, rates, "batch")[:, 0].double()
+    assert torch.allclose(got, expected, rtol=1e-5)
+    # Most draws hold one lambda far below the rest, so the sum stays small (a floor at 1e-6 made it 2.9).
+    assert 1.2 < got.mean() < 1.7
+
+
 @pytest.mark.parametrize("mode", ["batch", "sequence"])
 def test_ssa_loss_is_the_stated_weighting_of_the_view_losses(setup, monkeypatch, mode):
     config, dataset, model, trainer, (train, valid, test) = setup(loss_type="BCE", n_pairs=1, n_whole_level=0,

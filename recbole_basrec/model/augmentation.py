@@ -8,7 +8,9 @@ counts the real items. Padding never moves and never becomes an item.
 import torch
 
 # Mixing coefficients this close to 0 would make the adaptive weight 1/(lambda * r) overflow.
-_MIN_LAMBDA = 1e-6
+# Floor for lambda in the balance weights: only keeps an exact 0 from dividing by zero. Any larger
+# floor changes every weight of the batch, since min-max normalisation divides by the largest w.
+_MIN_LAMBDA = torch.finfo(torch.float32).tiny
 
 
 def _positions(item_seq):
@@ -77,13 +79,18 @@ def sample_beta(beta, shape, device):
 def adaptive_weights(lam, rates):
     """BASRec's balance weight ``w = 1 / (lambda * r)``, min-max normalised over the last dim.
 
-    A degenerate row (all weights equal) gets weight 1 everywhere instead of 0/0.
+    As in the authors' code, the smallest ``lambda`` of the batch sets the scale: with
+    ``Beta(0.3, 0.3)`` some ``lambda`` is often below 1e-6, which pushes most other weights towards
+    0. ``w`` is computed in float64 so such values stay finite; ``lambda`` is floored only at the
+    smallest normal float32 (an exact 0). A degenerate row (all weights equal) gets weight 1
+    everywhere instead of 0/0.
     """
-    w = 1.0 / (lam.clamp(min=_MIN_LAMBDA) * rates)
+    w = 1.0 / (lam.double().clamp(min=_MIN_LAMBDA) * rates.double())
     low = w.min(dim=-1, keepdim=True).values
     span = w.max(dim=-1, keepdim=True).values - low
     degenerate = span <= 1e-12 * low.abs().clamp(min=1.0)
-    return torch.where(degenerate, torch.ones_like(w), (w - low) / torch.where(degenerate, torch.ones_like(span), span))
+    normalised = torch.where(degenerate, torch.ones_like(w), (w - low) / torch.where(degenerate, torch.ones_like(span), span))
+    return normalised.to(lam.dtype)
 
 
 def ssa_weights(lam, rates, mode):
