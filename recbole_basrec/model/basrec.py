@@ -252,8 +252,9 @@ class BASRec:
 
         * ``batch`` (default): ``(sum over the batch of w') x (the view's mean loss)``. This is
           what the authors' code computes (a ``(B, 1)`` weight broadcast against a ``(B*L,)``
-          per-position loss) and what trained the published models: about 1.9x the mean loss
-          with beta 0.4, r ~ U(0.2, 0.71), B = 256.
+          per-position loss) and what trained the published models: on average about 1.7x the
+          mean loss with beta 0.4, r ~ U(0.2, 0.71), and 1.4x with beta 0.3, r ~ U(0.2, 0.51)
+          (B = 256).
         * ``sequence``: the paper's formula read literally, each sequence's term times its own
           ``w'``, averaged over the target slots. ``w'`` is near 0 for most sequences, so this
           term is about 1/250 of ``batch``'s on those settings.
