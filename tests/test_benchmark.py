@@ -1,5 +1,6 @@
 """The benchmark jobs on the tiny dataset: records, plots and the missing-data skip."""
 import json
+import math
 import os
 
 import pytest
@@ -71,6 +72,10 @@ def test_accuracy_job_on_tiny(tiny_data_path, tmp_path):
         assert set(METRICS) <= set(run["valid"]) and set(METRICS) <= set(run["test"])
         assert len(run["curve"]) == 1 and "ndcg@10" in run["curve"][0]
         assert run["wall_s"]["train_and_valid"] > 0
+        assert [row["epoch"] for row in run["train_losses"]] == [1]
+        assert all(v > 0 and math.isfinite(v) for row in run["train_losses"] for k, v in row.items() if k != "epoch")
+    assert set(saved["basrec"]["train_losses"][0]) == {"epoch", "rec", "ssa", "csa"}
+    assert set(saved["plain"]["train_losses"][0]) == {"epoch", "loss"}
     assert saved["plain"]["basrec"] is False and saved["basrec"]["basrec"] is True
     assert saved["hyper_parameters"]["exact_valid_score"] is True
     assert all(saved[phase]["exact_valid_score"] is True for phase in ("stage1", "plain", "basrec"))
@@ -155,6 +160,9 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     for phase in ("stage1", "basrec", "plain"):
         assert resumed[phase]["test"] == whole[phase]["test"]
         assert resumed[phase]["epochs_run"] == whole[phase]["epochs_run"]
+        # epochs 1-2 of the BASRec arm came from resume.pth (records are stored to 5 digits)
+        for got, want in zip(resumed[phase]["train_losses"], whole[phase]["train_losses"], strict=True):
+            assert got == pytest.approx(want, abs=1e-5)
     # the first validated epoch is 2 (valid_start_epoch 1): epoch 1 has no curve point
     assert [p["epoch"] for p in whole["basrec"]["curve"]] == [2, 3, 4]
 

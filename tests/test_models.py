@@ -38,6 +38,21 @@ def test_same_parameters_initialisation_and_plain_loss_as_the_stock_model(make, 
     assert torch.allclose(model.forward(seq, length), reference.forward(seq, length), atol=1e-6)
 
 
+def test_feed_forward_layers_use_the_fused_gelu_with_recbole_s_values(make):
+    from recbole.model.layers import FeedForward
+
+    config, model, train = make("SASRec")
+    layers = [m for m in model.modules() if isinstance(m, FeedForward)]
+    assert len(layers) == config["n_layers"]
+    assert all(m.intermediate_act_fn is torch.nn.functional.gelu for m in layers)
+    x = torch.linspace(-12, 12, 2001, dtype=torch.float32)
+    assert torch.allclose(torch.nn.functional.gelu(x), layers[0].gelu(x), atol=1e-6)  # RecBole's formula
+    x.requires_grad_(True)
+    (fused,) = torch.autograd.grad(torch.nn.functional.gelu(x).sum(), x)
+    (stock,) = torch.autograd.grad(layers[0].gelu(x).sum(), x)
+    assert torch.allclose(fused, stock, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss_type", ["CE", "BCE", "BPR"])
 def test_csa_with_all_mixing_coefficients_one_is_the_plain_loss(make, monkeypatch, loss_type):
     config, model, train = make("SASRec", loss_type=loss_type, n_whole_level=2, n_pairs=0)

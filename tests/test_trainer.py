@@ -1,5 +1,7 @@
 """Two-stage schedule and weights-only checkpoints of BASRecTrainer."""
 import argparse
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -237,3 +239,25 @@ def test_a_run_validated_before_exact_scores_resumes_under_the_rounded_rule(tiny
     trainer.exact_valid_score = True
     trainer.resume_checkpoint(path)
     assert trainer.exact_valid_score is True
+
+
+def test_keep_freed_memory_stops_large_tensors_faulting_in_again():
+    # in a fresh process: the setting is process-wide and the baseline must be glibc's default
+    code = (
+        "import resource, torch\n"
+        "from recbole_basrec.trainer.trainer import keep_freed_memory\n"
+        "def refaults():\n"
+        "    torch.ones(4 << 20)\n"  # 16 MiB, allocated and freed
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    torch.ones(4 << 20)\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+        "default = refaults()\n"
+        "print(keep_freed_memory(), default, refaults())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    changed, default, kept = proc.stdout.split()[-3:]
+    if changed != "True":
+        pytest.skip("not glibc: keep_freed_memory changes nothing here")
+    assert int(default) > 2000  # 4096 pages of 4 KiB faulted in again
+    assert int(kept) < 200

@@ -203,6 +203,11 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
          "ndcg@20": float(h["ndcg@20"]), "hit@10": float(h["hit@10"]), "elapsed_s": elapsed}
         for h, (epoch, elapsed) in zip(history, marks)
     ]
+    train_losses = [
+        {"epoch": int(epoch) + 1,
+         **{n: float(v) for n, v in zip(("rec", "ssa", "csa") if len(terms) == 3 else ("loss",), terms)}}
+        for epoch, terms in sorted(trainer.epoch_losses.items())
+    ]
     metric = config["valid_metric"].lower()
     best = best_validation(curve, metric)
     epochs_run = progress.marks[-1][0] + 1 if progress.marks else 0
@@ -216,6 +221,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
         "valid": common.metrics_of(trainer.best_valid_result),
         "test": common.metrics_of(test_result),
         "curve": curve,
+        "train_losses": train_losses,  # mean per batch of each term, every epoch this phase trained
         "wall_s": {"train_and_valid": train_s, "test": test_s,
                    "per_epoch_incl_valid": train_s / max(epochs_run, 1)},
         "checkpoint": trainer.saved_model_file,

@@ -37,6 +37,23 @@ from recbole_basrec.model import augmentation as aug
 _NEGATIVE_ROUNDS = 3
 
 
+def fuse_gelu(module):
+    """Give every RecBole ``FeedForward`` in ``module`` that uses RecBole's GELU torch's
+    ``F.gelu`` instead: the same exact (erf) GELU, but one kernel forward and one backward where
+    RecBole's ``x * 0.5 * (1 + erf(x / sqrt(2)))`` runs five and about eight, each over the
+    ``(batch, length, inner_size)`` activations (a BASRec step's largest tensors). Outputs agree
+    to float rounding. Returns how many layers changed."""
+    from recbole.model.layers import FeedForward
+
+    changed = 0
+    for layer in module.modules():
+        act = getattr(layer, "intermediate_act_fn", None)
+        if isinstance(layer, FeedForward) and getattr(act, "__func__", None) is FeedForward.gelu:
+            layer.intermediate_act_fn = F.gelu
+            changed += 1
+    return changed
+
+
 class BASRec:
     r"""Mixin adding BASRec's training losses to a stock sequential recommender.
 
@@ -63,6 +80,7 @@ class BASRec:
         finally:
             config["loss_type"] = loss_type
         self._check_backbone(dataset)
+        fuse_gelu(self)
         self.loss_type = loss_type
         self.train_mode = config["train_mode"]
         self.basrec = config["basrec"]
@@ -139,10 +157,13 @@ class BASRec:
         per group of similar lengths, each group cut to its longest sequence: only padding is
         skipped, which is most of the work on short-sequence data (86% of positions on Beauty).
         Outputs at padding positions are then not the encoder's (zeros); callers that read
-        them (CSA partners) pass ``trim=False``.
+        them (CSA partners) pass ``trim=False``. ``item_emb`` is the ``(B, L, D)`` input, or a
+        function ``(rows, cols) -> input`` of those rows and columns, so that an input built per
+        batch (SSA's fused views) is built only where it is encoded.
         """
+        embed = item_emb if callable(item_emb) else (lambda rows, cols: item_emb[rows, cols])
         if not (trim and self.trims_padding):
-            return self.sequence_output(item_seq, item_emb)
+            return self.sequence_output(item_seq, embed(slice(None), slice(None)))
         max_len = item_seq.size(1)
         widths = sorted({max(1, max_len >> shift) for shift in (3, 2, 1, 0)})
         group = torch.bucketize(item_seq_len, torch.tensor(widths, device=item_seq.device))
@@ -153,7 +174,7 @@ class BASRec:
                 continue
             width = int(item_seq_len[rows].max())
             cols = slice(max_len - width, max_len) if self.align == "recent" else slice(0, width)
-            part = self.sequence_output(item_seq[rows, cols], item_emb[rows, cols])
+            part = self.sequence_output(item_seq[rows, cols], embed(rows, cols))
             if output is None:
                 output = part.new_zeros(item_seq.size(0), max_len, part.size(-1))
             output[rows, cols] = part
@@ -270,7 +291,14 @@ class BASRec:
         lengths = item_seq_len.repeat(n_views)
         views = self._layout(views, lengths)
         lam = aug.sample_beta(self.beta, (n_views * batch,), item_seq.device)
-        fused = aug.mixup(item_emb.repeat(n_views, 1, 1), self.item_embedding(views), lam.view(-1, 1, 1))
+
+        def fused(rows, cols):
+            """Views ``rows`` (of ``n_views * batch``) mixed with their originals at ``cols``."""
+            if isinstance(rows, slice):
+                rows = torch.arange(n_views * batch, device=item_seq.device)
+            return aug.mixup(item_emb[rows % batch, cols], self.item_embedding(views[rows, cols]),
+                             lam[rows].view(-1, 1, 1))
+
         # Each view's loss reads only its own target slots, so trimming stays exact here.
         output = self._encode(seq.repeat(n_views, 1), fused, lengths)
         slots = self._slots(output, lengths).view(n_views, batch, -1, output.size(-1))
