@@ -156,6 +156,8 @@ class GenericBASRec(BASRec):
 
     def _encode(self, item_seq, item_emb, item_seq_len, trim=True):
         """The stock ``forward`` with ``item_emb`` in place of its input embedding: ``(B, 1, D)``."""
+        if callable(item_emb):  # built on demand (see BASRec._encode): here always whole
+            item_emb = item_emb(slice(None), slice(None))
         users = None if self._users is None else self._users.repeat(item_seq.size(0) // self._users.size(0))
 
         def fused(ids, output):
