@@ -203,11 +203,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
          "ndcg@20": float(h["ndcg@20"]), "hit@10": float(h["hit@10"]), "elapsed_s": elapsed}
         for h, (epoch, elapsed) in zip(history, marks)
     ]
-    train_losses = [
-        {"epoch": int(epoch) + 1,
-         **{n: float(v) for n, v in zip(("rec", "ssa", "csa") if len(terms) == 3 else ("loss",), terms)}}
-        for epoch, terms in sorted(trainer.epoch_losses.items())
-    ]
+    train_losses = [{"epoch": int(epoch) + 1, **trainer.loss_terms(epoch)} for epoch in sorted(trainer.epoch_losses)]
     metric = config["valid_metric"].lower()
     best = best_validation(curve, metric)
     epochs_run = progress.marks[-1][0] + 1 if progress.marks else 0

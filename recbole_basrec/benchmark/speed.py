@@ -147,7 +147,6 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
     from recbole.utils import get_model, init_seed
 
     from recbole_basrec.quick_start.quick_start import build_config
-
     from recbole_basrec.trainer.trainer import keep_freed_memory
 
     keep_freed_memory()  # as our trainer does on the CPU

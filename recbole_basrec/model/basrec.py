@@ -40,7 +40,7 @@ _NEGATIVE_ROUNDS = 3
 def fuse_gelu(module):
     """Give every RecBole ``FeedForward`` in ``module`` that uses RecBole's GELU torch's
     ``F.gelu`` instead: the same exact (erf) GELU, but one kernel forward and one backward where
-    RecBole's ``x * 0.5 * (1 + erf(x / sqrt(2)))`` runs five and about eight, each over the
+    RecBole's ``x * 0.5 * (1 + erf(x / sqrt(2)))`` runs five forward and several backward, each over the
     ``(batch, length, inner_size)`` activations (a BASRec step's largest tensors). Outputs agree
     to float rounding. Returns how many layers changed."""
     from recbole.model.layers import FeedForward

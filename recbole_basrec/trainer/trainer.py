@@ -386,13 +386,16 @@ class BASRecTrainer(Trainer):
         self.progress_sink(self.progress_line(epoch, score))
         self._save_last(epoch)
 
+    def loss_terms(self, epoch):
+        """``{"rec", "ssa", "csa"}`` (a BASRec epoch) or ``{"loss"}``: that epoch's mean per batch."""
+        losses = self.epoch_losses.get(epoch, ())
+        return dict(zip(("rec", "ssa", "csa") if len(losses) == 3 else ("loss",), losses))
+
     def progress_line(self, epoch, score=None):
         """``stage 2 epoch 12/200: rec 0.18 ssa 1.9 csa 2.2, valid ndcg@10 0.0412 (best 0.0420),
         elapsed 3.1 min, at most 45 min left`` (time left if no early stop); with another
         ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
-        losses = self.epoch_losses.get(epoch, ())
-        names = ("rec", "ssa", "csa") if len(losses) == 3 else ("loss",)
-        loss_text = " ".join(f"{n} {v:.4f}" for n, v in zip(names, losses))
+        loss_text = " ".join(f"{n} {v:.4f}" for n, v in self.loss_terms(epoch).items())
         if score is None or score in (float("inf"), float("-inf")):
             valid = "valid -"
         else:
