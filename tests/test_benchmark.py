@@ -321,3 +321,38 @@ def test_stage2_settings_reach_both_arms_and_a_resume_under_other_settings_is_re
     with pytest.raises(SystemExit) as stop:
         main(["accuracy", "--stage2", "hidden_dropout_prob"])
     assert stop.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_resume_state_without_the_stage1_checkpoint_rescores_a_reference_and_refuses_our_own(tiny_data_path,
+                                                                                              tmp_path):
+    # committed resume state leaves out the copy of the authors' checkpoint that stage 1 keeps
+    budget = {"stage1_epochs": 1, "stage1_eval_step": 1, "stage1_stopping_step": 2,
+              "stage2_epochs": 1, "stage2_eval_step": 1, "stage2_stopping_step": 2}
+    overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
+
+    def run(name, arms, lines=None, **kwargs):
+        saved = tmp_path / name / "saved"
+        return saved, run_accuracy(model="SASRec", dataset="tiny", budget=budget, seed=0, data_path=tiny_data_path,
+                                   out_dir=str(tmp_path / name), checkpoint_dir=str(saved), overrides=overrides,
+                                   arms=arms, log=(lines.append if lines is not None else lambda *_: None), **kwargs)
+
+    def drop_stage1_checkpoint(saved):
+        with open(saved / "phases.json") as f:
+            (saved / json.load(f)["stage1"]["checkpoint"]).unlink()
+
+    own, _ = run("own", ["plain"])
+    with open(own / "phases.json") as f:
+        reference = str(own / json.load(f)["stage1"]["checkpoint"])
+    ref, _ = run("ref", ["plain"], from_reference=reference)
+    drop_stage1_checkpoint(ref)
+    lines = []
+    _, record = run("ref", ["basrec"], lines, from_reference=reference)
+    assert any("is missing, scoring the authors' checkpoint again" in line for line in lines)
+    assert record is not None and record["stage1"]["epochs_run"] == 0
+    assert set(record["basrec"]["test"]) >= set(METRICS) and set(record["plain"]["test"]) >= set(METRICS)
+
+    drop_stage1_checkpoint(own)
+    with pytest.raises(ValueError, match="checkpoint .* is missing: restore that file"):
+        run("own", ["basrec"])
+    _, again = run("own", ["plain"])  # nothing left to train: the lost checkpoint is not needed
+    assert again is None  # the BASRec arm is still unfinished

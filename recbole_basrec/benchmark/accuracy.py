@@ -229,6 +229,24 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
     return record, data
 
 
+def _stage1_checkpoint_lost(done, checkpoint_dir, arms, reference, say):
+    """Whether a finished stage 1 must run again because an arm still to train lacks its checkpoint.
+
+    A copy of the authors' checkpoint is kept out of committed resume state, so it is scored again
+    (no training); a stage 1 we trained cannot be remade identically, so its loss is an error.
+    """
+    if "stage1" not in done or all(arm in done for arm in arms):
+        return False
+    path = os.path.join(checkpoint_dir, done["stage1"]["checkpoint"])
+    if os.path.isfile(path):
+        return False
+    if not reference:
+        raise common.BadRequest(f"stage 1 in {checkpoint_dir} is finished but its checkpoint {path} is missing: "
+                                "restore that file, or remove 'stage1' from phases.json to train stage 1 again")
+    say(f"[accuracy] stage1: checkpoint {path} is missing, scoring the authors' checkpoint again")
+    return True
+
+
 def run_accuracy(
     model="SASRec",
     dataset="Beauty",
@@ -309,9 +327,9 @@ def run_accuracy(
         keys = {"epochs": f"{stage}_epochs", "eval_step": f"{stage}_eval_step", "stopping_step": f"{stage}_stopping_step"}
         return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
 
-    def run(phase, cfg, data, changed=None):
+    def run(phase, cfg, data, changed=None, redo=False):
         done = finished_phases()
-        if phase in done:
+        if phase in done and not redo:
             trained_with = done[phase].get("stage2_config", {})
             if changed is not None and trained_with != changed:
                 raise common.BadRequest(f"the {phase} arm in {checkpoint_dir} was trained with stage-2 settings "
@@ -344,7 +362,8 @@ def run_accuracy(
         if budget_name == "published":
             # the preset's start_valid and dropout are stage 2's
             stage1_cfg.update(PUBLISHED_STAGE1.get((model, dataset_name), {"valid_start_epoch": 0}))
-    stage1, data = run("stage1", stage1_cfg, None)
+    stage1, data = run("stage1", stage1_cfg, None, redo=_stage1_checkpoint_lost(
+        finished_phases(), checkpoint_dir, arms, reference, say))
     stage1["wall_s"].setdefault("total_incl_data", time.perf_counter() - t0)
     ckpt = os.path.join(checkpoint_dir, stage1["checkpoint"])  # records before 2026-11-30 hold absolute paths
     say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
