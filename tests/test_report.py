@@ -7,7 +7,7 @@ import pytest
 
 from recbole_basrec.benchmark import common
 from recbole_basrec.benchmark.__main__ import main
-from recbole_basrec.benchmark.report import accuracy_table
+from recbole_basrec.benchmark.report import accuracy_table, run_label, summary_table
 
 
 def _phase(scale, best=None, last=None, wall_s=None):
@@ -65,6 +65,42 @@ def test_table_job_errors_are_one_line(tmp_path, capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
+
+
+def test_summary_of_hand_made_runs_is_exact_and_refuses_mixed_backbones():
+    first, second = _record(), dict(_record(), basrec=_phase(1.1))
+    first["seed"], second["seed"] = 2020, 2024
+    lines = summary_table([("seed-a", first), ("seed-b", second)]).splitlines()
+    assert lines[0].startswith("| run (test, history masked) | seed | HR@10 (b) | NDCG@10 (b) |")
+    assert lines[1] == "|" + "---|" * 9
+    assert lines[2] == "| SASRec + BASRec, published | | .0810 | .0455 | | | | | |"
+    # ours (b) .0550 / .0275 against the published .0810 / .0455, and the plain arm's .0440 / .0220
+    assert lines[3] == "| seed-a | 2020 | .0550 | .0275 | -32.1% | -39.6% | .0440 | .0220 | +25.0% |"
+    assert lines[4] == "| seed-b | 2024 | .0440 | .0220 | -45.7% | -51.6% | .0440 | .0220 | +0.0% |"
+    assert len(lines) == 5
+    with pytest.raises(ValueError, match="one backbone on one dataset"):
+        summary_table([("a", first), ("b", _record(model="GRU4Rec"))])
+    with pytest.raises(ValueError, match="mix masked and unmasked"):
+        summary_table([("a", first), ("b", _record(masked=False))])
+    with pytest.raises(ValueError, match="no finished 'basrec' phase"):
+        summary_table([("a", dict(first, basrec={"curve": []}))])
+    assert run_label("results/accuracy-sasrec-beauty-published-from-reference-seed2024.json") == \
+        "published-from-reference-seed2024"
+
+
+def test_readme_summaries_are_the_committed_from_reference_runs():
+    """The README's summary of each backbone's runs from the authors' checkpoints lists every such JSON."""
+    with open(os.path.join(common.REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    for model in ("sasrec", "gru4rec"):
+        pattern = f"accuracy-{model}-beauty-published-from-reference*.json"
+        paths = sorted(glob.glob(os.path.join(common.DEFAULT_OUT, pattern)))
+        assert len(paths) >= 3
+        records = []
+        for path in paths:
+            with open(path) as f:
+                records.append((run_label(path), json.load(f)))
+        assert summary_table(records) in readme, f"README's summary of {model} from the authors' checkpoints differs"
 
 
 def test_readme_tables_are_the_committed_results():

@@ -78,6 +78,8 @@ def build_parser():
 
     table = sub.add_parser("table", help="markdown table of accuracy JSONs: published vs ours, plain vs BASRec")
     table.add_argument("paths", nargs="+", help="results/accuracy-*.json written by the accuracy job")
+    table.add_argument("--summary", action="store_true",
+                       help="one row per JSON (runs of one backbone on one dataset): @10 figures, published beside")
     return parser
 
 
@@ -101,7 +103,7 @@ def main(argv=None):
         from recbole_basrec.benchmark.report import run_table
 
         try:
-            run_table(args.paths)
+            run_table(args.paths, summary=args.summary)
         except common.BadRequest as error:
             parser.exit(2, f"error: {error}\n")
         return 0

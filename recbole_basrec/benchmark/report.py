@@ -4,6 +4,8 @@
 the table the README's "Evidence" section shows for that run: its published-budget tables are this
 output, not copied by hand (``tests/test_report.py`` checks that the README holds each unchanged).
 """
+import os
+
 from recbole_basrec.benchmark import common
 
 #: Test HR/NDCG@{5,10,20} of X + BASRec published in the paper (history masked, the authors'
@@ -38,8 +40,12 @@ def _percent(value):
     return "-" if value is None else f"{value * 100:+.1f}%"
 
 
+def _cells(cells):
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|"
+
+
 def _row(label, cells, epochs="", wall="", history=""):
-    return "|" + "|".join(f" {cell} " if cell else " " for cell in [label, *cells, epochs, wall, history]) + "|"
+    return _cells([label, *cells, epochs, wall, history])
 
 
 def _phase_row(label, phase, history):
@@ -82,13 +88,63 @@ def accuracy_table(record):
     return "\n".join(lines)
 
 
-def run_table(paths):
-    """Print the table of each accuracy JSON in ``paths``."""
-    for path in paths:
-        record = common.read_json(path, missing=None)
-        if record is None:
-            raise common.BadRequest(f"no such result file: {path}")
-        if record.get("job") != "accuracy":
-            raise common.BadRequest(f"{path} is a '{record.get('job')}' record: tables are made of accuracy "
-                                    "records only")
+SUMMARY_HEADER = ("| run (test, history {masked}) | seed | HR@10 (b) | NDCG@10 (b) | HR@10 vs published "
+                  "| NDCG@10 vs published | HR@10 (a) | NDCG@10 (a) | NDCG@10 gain (b) over (a) |")
+
+
+def summary_table(records):
+    """One row per run of one backbone on one dataset: BASRec (b) and plain (a) at @10, published beside.
+
+    Args:
+        records: ``(label, record)`` pairs, in the order of the rows.
+    """
+    keys = {(record["model"], record["dataset"]) for _, record in records}
+    if len(keys) != 1:
+        raise common.BadRequest(f"a summary covers one backbone on one dataset, these records hold {sorted(keys)}: "
+                                "make one summary per backbone and dataset")
+    masked = {bool(record.get("history_masked")) for _, record in records}
+    if len(masked) != 1:
+        raise common.BadRequest("these records mix masked and unmasked history: summarise each protocol apart")
+    history = "masked" if masked.pop() else "**not masked**"
+    model, dataset = keys.pop()
+    published = published_metrics(model, dataset)
+    lines = [SUMMARY_HEADER.format(masked=history), "|" + "---|" * 9]
+    if published:
+        lines.append(_cells([f"{DISPLAY_NAMES.get(model, model)} + BASRec, published", "",
+                             _figure(published["hit@10"]), _figure(published["ndcg@10"]), "", "", "", "", ""]))
+    for label, record in records:
+        accuracy_table(record)  # the same refusal of an unfinished record
+        ours, plain = record["basrec"]["test"], record["plain"]["test"]
+        versus = (common.relative_gains(ours, published) if published else {})
+        gain = common.relative_gains(ours, plain)
+        lines.append(_cells([
+            label, str(record["seed"]), _figure(ours["hit@10"]), _figure(ours["ndcg@10"]),
+            _percent(versus.get("hit@10")) if published else "", _percent(versus.get("ndcg@10")) if published else "",
+            _figure(plain["hit@10"]), _figure(plain["ndcg@10"]), _percent(gain.get("ndcg@10"))]))
+    return "\n".join(lines)
+
+
+def run_label(path):
+    """A run's name in a summary: its JSON's file name without ``accuracy-<model>-<dataset>-`` and ``.json``."""
+    name = os.path.basename(path)[: -len(".json")] if path.endswith(".json") else os.path.basename(path)
+    return name.split("-", 3)[3] if name.startswith("accuracy-") and name.count("-") >= 3 else name
+
+
+def _accuracy_record(path):
+    record = common.read_json(path, missing=None)
+    if record is None:
+        raise common.BadRequest(f"no such result file: {path}")
+    if record.get("job") != "accuracy":
+        raise common.BadRequest(f"{path} is a '{record.get('job')}' record: tables are made of accuracy "
+                                "records only")
+    return record
+
+
+def run_table(paths, summary=False):
+    """Print the table of each accuracy JSON in ``paths``, or with ``summary`` one row per JSON."""
+    records = [(path, _accuracy_record(path)) for path in paths]
+    if summary:
+        print(summary_table([(run_label(path), record) for path, record in records]))
+        return
+    for path, record in records:
         print(f"{path}\n\n{accuracy_table(record)}\n")
