@@ -62,13 +62,17 @@ def _relative(better, base):
     return [_percent(gains.get(m)) for m in common.METRICS]
 
 
-def accuracy_table(record):
-    """The markdown table of one ``accuracy`` record (as written by :func:`run_accuracy`)."""
+def _require_finished(record):
     for phase in ("stage1", "plain", "basrec"):
         if not isinstance(record.get(phase), dict) or "test" not in record[phase]:
             raise common.BadRequest(f"the record has no finished '{phase}' phase: "
                                     "run the accuracy job to its end (it writes the JSON once every phase has "
                                     "finished)")
+
+
+def accuracy_table(record):
+    """The markdown table of one ``accuracy`` record (as written by :func:`run_accuracy`)."""
+    _require_finished(record)
     name = DISPLAY_NAMES.get(record["model"], record["model"])
     history = "masked" if record.get("history_masked") else "**not masked**"
     published = published_metrics(record["model"], record["dataset"])
@@ -115,14 +119,14 @@ def summary_table(records):
         lines.append(_cells([f"{DISPLAY_NAMES.get(model, model)} + BASRec, {label}", "",
                              _figure(published["hit@10"]), _figure(published["ndcg@10"]), "", "", "", "", ""]))
     for label, record in records:
-        accuracy_table(record)  # the same refusal of an unfinished record
+        _require_finished(record)
         ours, plain = record["basrec"]["test"], record["plain"]["test"]
-        versus = (common.relative_gains(ours, published) if published else {})
-        gain = common.relative_gains(ours, plain)
+        versus = common.relative_gains(ours, published) if published else {}
+        versus_cells = [_percent(versus.get(m)) if published else "" for m in ("hit@10", "ndcg@10")]
         lines.append(_cells([
-            label, str(record["seed"]), _figure(ours["hit@10"]), _figure(ours["ndcg@10"]),
-            _percent(versus.get("hit@10")) if published else "", _percent(versus.get("ndcg@10")) if published else "",
-            _figure(plain["hit@10"]), _figure(plain["ndcg@10"]), _percent(gain.get("ndcg@10"))]))
+            label, str(record["seed"]), _figure(ours["hit@10"]), _figure(ours["ndcg@10"]), *versus_cells,
+            _figure(plain["hit@10"]), _figure(plain["ndcg@10"]),
+            _percent(common.relative_gains(ours, plain).get("ndcg@10"))]))
     return "\n".join(lines)
 
 
