@@ -4,6 +4,8 @@
     python run_recbole_basrec.py --model=GRU4Rec --dataset=Beauty --epochs=50
     python run_recbole_basrec.py --basrec=False                   # the plain backbone, same pipeline
     python run_recbole_basrec.py --search=properties/search/SASRec.hyper --num_samples=4
+    python run_recbole_basrec.py --nproc=2                        # 2 processes (GPUs: NCCL, else gloo)
+    torchrun --nproc_per_node=2 run_recbole_basrec.py             # the same, started by torchrun
 
 Any RecBole ``--key=value`` on the command line overrides the config files.
 """
@@ -24,6 +26,12 @@ def parse_args(argv=None):
     parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")
     parser.add_argument("--output", default=None, help="YAML file for the search's best config")
     parser.add_argument("--resume", default=None, help="continue an interrupted run from its -last.pth checkpoint")
+    # Several processes (docs/distributed.md); RecBole's names and meanings.
+    parser.add_argument("--nproc", type=int, default=None, help="training processes on this machine (one per GPU)")
+    parser.add_argument("--world_size", type=int, default=None, help="processes on all machines (default: --nproc)")
+    parser.add_argument("--ip", default=None, help="address of the machine running rank 0 (default: localhost)")
+    parser.add_argument("--port", default=None, help="free TCP port on that machine (default: 5678)")
+    parser.add_argument("--offset", type=int, default=None, help="global rank of this machine's first process")
     args, rest = parser.parse_known_args(argv)
     return args, overrides(rest)
 
@@ -66,17 +74,49 @@ def main(argv=None):
 
     from recbole_basrec.quick_start import run_recbole_basrec
 
-    result = run_recbole_basrec(
+    result = _train(args, files, config_dict) if _launch(args) else run_recbole_basrec(
         args.model, args.dataset, config_file_list=files, config_dict=config_dict, resume_file=args.resume
     )
+    if result is None:  # a rank other than 0: rank 0 prints
+        return 0
     for label, metrics in (("best valid", result["best_valid_result"]), ("test      ", result["test_result"])):
         print(f"{label}: {({name: float(value) for name, value in (metrics or {}).items()})}")  # not np.float64(...)
     return 0
 
 
+def _launch(args):
+    from recbole_basrec import distributed
+
+    return distributed.launch_settings(args.nproc, args.world_size, args.ip, args.port, args.offset)
+
+
+def _train(args, files, config_dict):
+    """Several processes: spawned here (``--nproc``), or this is one of torchrun's."""
+    from recbole_basrec import distributed
+    from recbole_basrec.quick_start import run_recbole_basrec
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    settings = _launch(args)
+    config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
+    config = build_config(args.model, args.dataset, files, config_dict)  # bad input fails here, before any group
+    distributed.check_launch(config, settings)
+    main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
+    if main_process:
+        print(distributed.describe(settings, config), flush=True)
+    if settings["torchrun"]:
+        keys = {k: settings[k] for k in ("local_rank", *distributed.LAUNCH_KEYS)}
+        result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
+                                    config_dict={**config_dict, **keys}, resume_file=args.resume)
+        return result if main_process else None
+    return distributed.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
+                             checkpoint_dir=config["checkpoint_dir"])
+
+
 def cli(argv=None):
-    """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C."""
+    """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C,
+    1 a training process died (one line naming it and the checkpoint to resume from)."""
     try:
+        from recbole_basrec.distributed import RankFailed
         from recbole_basrec.quick_start.quick_start import Interrupted
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)
@@ -86,6 +126,9 @@ def cli(argv=None):
     except Interrupted as stop:
         print(stop, file=sys.stderr)
         return 130
+    except RankFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted before training started", file=sys.stderr)
         return 130

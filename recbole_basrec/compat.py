@@ -112,6 +112,112 @@ def quiet_grad_scaler_warning():
     warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler\(args\.\.\.\)", category=FutureWarning)
 
 
+# ---------------------------------------------------------------------------- torch.distributed
+_original_init_device = None
+
+
+def _init_device(self):
+    """``Config._init_device`` of ``recbole/config/configurator.py`` for a process group on CPUs
+    too: RecBole 1.2.1 always joins with NCCL on ``cuda:<local_rank>``. Here the backend is NCCL
+    on GPUs and gloo on CPU (``use_gpu: False`` or no CUDA); the global rank is
+    ``offset + local_rank`` and only global rank 0 logs; under torchrun the group is joined
+    through its environment (``env://``); a group already joined is reused. Without
+    ``local_rank`` (one process) RecBole's own method runs."""
+    import torch
+    import torch.distributed as dist
+
+    from recbole_basrec import distributed
+
+    cfg = self.final_config_dict
+    if "local_rank" not in cfg:
+        return _original_init_device(self)
+    gpu_id = ",".join(map(str, cfg["gpu_id"])) if isinstance(cfg["gpu_id"], (tuple, list)) else str(cfg["gpu_id"])
+    cfg["gpu_id"] = gpu_id
+    backend = distributed.backend(cfg)
+    missing = [k for k in ("nproc", "world_size", "ip", "port") if cfg.get(k) is None]
+    if missing:
+        raise ValueError(f"local_rank is set but {', '.join(missing)} not: start the processes with "
+                         f"run_recbole_basrec.py --nproc=N, recbole.quick_start.run(..., nproc=N) or torchrun.")
+    local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg.get("offset") or 0, cfg["world_size"]
+    if backend == "nccl":
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id  # as RecBole: before CUDA starts in this process
+        distributed.check_launch(cfg, {"world_size": world, "nproc": nproc})
+    global_rank = offset + local_rank
+    if not 0 <= local_rank < nproc or global_rank >= world:
+        raise ValueError(f"local_rank {local_rank} with nproc {nproc}, offset {offset}, world_size {world} names no rank "
+                         f"of 0..{world - 1}; set world_size to the total number of processes.")
+    if not dist.is_initialized():
+        torchrun = "TORCHELASTIC_RUN_ID" in os.environ
+        init_method = "env://" if torchrun else f"tcp://{cfg['ip']}:{cfg['port']}"
+        dist.init_process_group(backend=backend, init_method=init_method, rank=global_rank, world_size=world)
+    elif (dist.get_rank(), dist.get_world_size()) != (global_rank, world):
+        raise ValueError(f"this process already joined a process group as rank {dist.get_rank()} of "
+                         f"{dist.get_world_size()}, not {global_rank} of {world}; leave local_rank, offset and "
+                         f"world_size to the launcher.")
+    cfg["single_spec"] = False
+    if backend == "nccl":
+        cfg["device"] = torch.device("cuda", local_rank)
+        torch.cuda.set_device(local_rank)
+    else:
+        cfg["device"] = torch.device("cpu")
+    if global_rank != 0:
+        cfg["state"] = "error"
+        cfg["show_progress"] = False
+        cfg["verbose"] = False
+
+
+def patch_init_device():
+    global _original_init_device
+    from recbole.config import Config
+
+    if Config._init_device is not _init_device:
+        _original_init_device = Config._init_device
+        Config._init_device = _init_device
+
+
+def _distributed_data_parallel():
+    from torch.nn.parallel import DistributedDataParallel
+
+    class DeviceAwareDDP(DistributedDataParallel):
+        """``recbole/trainer/trainer.py`` wraps with ``device_ids=[local_rank]``, which torch refuses
+        for a module on CPU ("device_ids can only be None or contain a single element" / a CUDA
+        index): on CPU the module is wrapped without device ids."""
+
+        def __init__(self, module, device_ids=None, **kwargs):
+            if next(module.parameters()).device.type != "cuda":
+                device_ids = None
+            super().__init__(module, device_ids=device_ids, **kwargs)
+
+    return DeviceAwareDDP
+
+
+def patch_ddp_wrap():
+    import recbole.trainer.trainer as trainer_module
+
+    if not getattr(trainer_module.DistributedDataParallel, "_basrec", False):
+        wrapper = _distributed_data_parallel()
+        wrapper._basrec = True
+        trainer_module.DistributedDataParallel = wrapper
+
+
+def run_recboles(rank, *args):
+    """``recbole.quick_start.run_recboles`` as the function ``run(..., nproc=N)`` spawns: a spawned
+    process imports this module, so it has our models and patches before RecBole's runs."""
+    return _original_run_recboles(rank, *args)
+
+
+_original_run_recboles = None
+
+
+def patch_run_recboles():
+    global _original_run_recboles
+    from recbole.quick_start import quick_start
+
+    if quick_start.run_recboles is not run_recboles:
+        _original_run_recboles = quick_start.run_recboles
+        quick_start.run_recboles = run_recboles
+
+
 def apply():
     """Apply every patch (idempotent)."""
     global _APPLIED
@@ -122,4 +228,7 @@ def apply():
     patch_download()
     patch_dataframe_to_interaction()
     quiet_grad_scaler_warning()
+    patch_init_device()
+    patch_ddp_wrap()
+    patch_run_recboles()
     _APPLIED = True

@@ -102,6 +102,10 @@ def run_recbole_basrec(
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
+    if not config["single_spec"]:  # DDP: this process's part is done (RecBole's run_recbole does the same)
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],

@@ -21,6 +21,7 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
+from recbole_basrec import distributed
 from recbole_basrec.config import backbone_of, complete_config, default_config_dict, fill_tta_defaults
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
@@ -111,13 +112,25 @@ def load_checkpoint(path, device="cpu", allow_numpy_scalars=False):
         ) from None
 
 
+def _refuse_compiled(model):
+    if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
+        raise ValueError(
+            "torch.compile(model) has no effect here: RecBole's trainer calls calculate_loss and full_sort_predict, "
+            "which compile() leaves uncompiled; pass the model itself."
+        )
+
+
 class BASRecTrainer(Trainer):
     """Trainer for every model of recbole-basrec (also usable for stock sequential models)."""
 
     def __init__(self, config, model):
         complete_config(config)
         fill_tta_defaults(config)
+        _refuse_compiled(model)
         super().__init__(config, model)
+        self._eval_rows = None  # rows of the evaluation being gathered across ranks (DDP)
+        if not config["single_spec"]:
+            distributed.prepare_trainer(self)
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
@@ -150,7 +163,7 @@ class BASRecTrainer(Trainer):
         return snapshot
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if not self.config["single_spec"] and not distributed.is_main():  # global rank 0 writes
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
         state = {
@@ -172,6 +185,9 @@ class BASRecTrainer(Trainer):
         return self.last_file or self.saved_model_file.replace(".pth", "-last.pth")
 
     def _save_last(self, epoch):
+        rng_per_rank = None if self.config["single_spec"] else distributed.gather_rng_states()  # every rank
+        if rng_per_rank is not None and not distributed.is_main():
+            return
         state = {
             "config": self._config_snapshot(),
             "epoch": epoch,
@@ -191,12 +207,17 @@ class BASRecTrainer(Trainer):
         }
         if self._train_data is not None and getattr(self._train_data, "generator", None) is not None:
             state["generator"] = self._train_data.generator.get_state()
+        if rng_per_rank is not None:
+            state["rng_per_rank"], state["world_size"] = rng_per_rank, len(rng_per_rank)
         if self.last_extra:
             state.update(self.last_extra())
         save_atomically(state, self.last_checkpoint_file)
 
     def _load_weights(self, path, allow_numpy_scalars=False):
-        checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
+        if self.config["single_spec"]:
+            checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
+        else:  # rank 0 reads (only it writes checkpoints) and sends it to every rank
+            checkpoint = distributed.load_on_rank0(lambda: load_checkpoint(path, "cpu", allow_numpy_scalars))
         state_dict = checkpoint.get("state_dict", checkpoint)
         if is_authors_checkpoint(checkpoint, self.model):
             backbone = backbone_of(self.config["model"])
@@ -247,7 +268,9 @@ class BASRecTrainer(Trainer):
         if hasattr(self.model, "augment"):
             self.model.augment = self.stage != 1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if "rng" in checkpoint:
+        if not self.config["single_spec"]:
+            distributed.restore_rng_state(checkpoint.get("rng_per_rank"), self.config["seed"], checkpoint["epoch"])
+        elif "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"].cpu())
         self._pending_generator = checkpoint.get("generator")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
@@ -262,12 +285,18 @@ class BASRecTrainer(Trainer):
             self._load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
+        self._eval_rows = getattr(eval_data, "sample_size", None)
         augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.config)
         try:
             with augmenting:
                 return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         finally:
             self._history = None
+
+    def _map_reduce(self, result, num_sample):
+        # Under DDP the collected rows are gathered before the metrics (distributed.prepare_trainer):
+        # every rank already holds the single-process result.
+        return result
 
     @contextmanager
     def _validation(self):
@@ -358,7 +387,10 @@ class BASRecTrainer(Trainer):
         self.epochs = self.config["stage1_epochs"]
         self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
         super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
-        if valid_data and os.path.isfile(self.saved_model_file):
+        saved = os.path.isfile(self.saved_model_file)
+        if not self.config["single_spec"]:
+            saved = distributed.broadcast_object(saved)  # rank 0 wrote it
+        if valid_data and saved:
             self._load_weights(self.saved_model_file)
         self.logger.info(set_color("Stage 2: BASRec", "green") + f", from {self.saved_model_file}")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
