@@ -145,12 +145,30 @@ def _plain_result(result):
     return {k: (dict(v) if hasattr(v, "items") else v) for k, v in result.items()}
 
 
+def _peer_failure(error):
+    """Whether ``error`` is a collective failing because another rank stopped."""
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(w in text for w in ("gloo", "Gloo", "NCCL", "Connection closed"))
+
+
 def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, resume_file):
-    """One rank of ``spawn``: trains, and rank 0 sends the result (or every rank its error)."""
+    """One rank of ``spawn``: trains, and rank 0 sends the result (or every rank its error).
+    Exit codes: 0, 2 bad input, 130 interrupted, 1 a peer stopped (the launcher says which)."""
     import sys
+    import traceback
 
     from recbole_basrec.quick_start.quick_start import Interrupted, run_recbole_basrec
 
+    stopping = []
+
+    def on_sigint(signum, frame):
+        if not stopping:  # the terminal's Ctrl-C and the launcher's may both arrive: act on one
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
     config_dict = {**config_dict, "local_rank": local_rank}
     global_rank = config_dict["offset"] + local_rank
     try:
@@ -160,11 +178,16 @@ def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, re
         queue.put(("interrupted", global_rank, str(stop)))
         sys.exit(130)
     except KeyboardInterrupt:
-        queue.put(("interrupted", global_rank, "interrupted before training started"))
         sys.exit(130)
     except (ValueError, FileNotFoundError, NotImplementedError) as error:
         queue.put(("error", global_rank, str(error)))
         sys.exit(2)
+    except Exception as error:
+        if stopping:
+            sys.exit(130)
+        if not _peer_failure(error):  # a bug: its traceback is what helps
+            traceback.print_exc()
+        sys.exit(1)
     if global_rank == 0:
         queue.put(("result", 0, _plain_result(result)))
 
@@ -172,6 +195,13 @@ def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, re
 def newest_last_checkpoint(checkpoint_dir, since):
     """The ``-last.pth`` file a run started at ``since`` (epoch seconds) wrote last, or None."""
     files = [f for f in glob.glob(os.path.join(str(checkpoint_dir), "*-last.pth")) if os.path.getmtime(f) >= since]
+    return max(files, key=os.path.getmtime) if files else None
+
+
+def newest_checkpoint(checkpoint_dir, since):
+    """The best-model checkpoint (not ``-last.pth``) a run started at ``since`` wrote last, or None."""
+    files = [f for f in glob.glob(os.path.join(str(checkpoint_dir), "*.pth"))
+             if not f.endswith("-last.pth") and os.path.getmtime(f) >= since]
     return max(files, key=os.path.getmtime) if files else None
 
 
@@ -218,10 +248,13 @@ def spawn(model, dataset, config_file_list, config_dict, settings, resume_file=N
     except KeyboardInterrupt:
         _stop(context)
         drain()
-        said = [m[2] for m in messages if m[0] == "interrupted" and m[1] == settings["offset"]]
+        said = [m[2] for m in messages if m[0] == "interrupted" and m[1] == 0]
+        if said and "--resume=" in said[0]:  # rank 0's own account
+            raise Interrupted(said[0]) from None
+        best = newest_checkpoint(checkpoint_dir, started) or "none yet"
         last = newest_last_checkpoint(checkpoint_dir, started)
         resume = f"; continue with --resume={last}" if last else ""
-        raise Interrupted(said[0] if said and "--resume" in said[0] else f"interrupted{resume}") from None
+        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
     drain()
     for kind, _, text in messages:
         if kind == "error":
