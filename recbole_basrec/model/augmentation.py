@@ -72,8 +72,10 @@ def augmented_views(item_seq, lengths, n_views, rate_min, rate_max, neighbours, 
 
 def sample_beta(beta, shape, device):
     """``lambda ~ Beta(beta, beta)`` of the given shape."""
-    concentration = torch.tensor(float(beta), device=device)
-    return torch.distributions.Beta(concentration, concentration).sample(shape)
+    # torch.full, not torch.tensor: no host-to-device copy; validate_args=False: argument checks
+    # read the values back to the host (a sync each step). The draws are the same.
+    concentration = torch.full((), float(beta), device=device)
+    return torch.distributions.Beta(concentration, concentration, validate_args=False).sample(shape)
 
 
 def adaptive_weights(lam, rates):

@@ -166,13 +166,18 @@ class BASRec:
             return self.sequence_output(item_seq, embed(slice(None), slice(None)))
         max_len = item_seq.size(1)
         widths = sorted({max(1, max_len >> shift) for shift in (3, 2, 1, 0)})
-        group = torch.bucketize(item_seq_len, torch.tensor(widths, device=item_seq.device))
+        # Group g holds lengths in (widths[g-1], widths[g]]. Group sizes and longest lengths reach
+        # the host in one transfer (the only sync here); rows keep ascending order within a group.
+        lengths = item_seq_len.long()
+        group = sum((lengths > w).long() for w in widths)
+        counts = torch.bincount(group, minlength=len(widths))
+        longest = torch.zeros_like(counts).scatter_reduce(0, group, lengths, "amax")
+        counts, longest = torch.stack([counts, longest]).tolist()
+        groups = torch.argsort(group, stable=True).split(counts)
         output = None
-        for g in range(len(widths)):
-            rows = (group == g).nonzero().squeeze(1)
-            if rows.numel() == 0:
+        for rows, count, width in zip(groups, counts, longest):
+            if count == 0:
                 continue
-            width = int(item_seq_len[rows].max())
             cols = slice(max_len - width, max_len) if self.align == "recent" else slice(0, width)
             part = self.sequence_output(item_seq[rows, cols], embed(rows, cols))
             if output is None:
@@ -190,7 +195,11 @@ class BASRec:
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
         targets, negatives, mask = self._targets(interaction, item_seq, item_seq_len)
         # Losses only ever touch the valid target slots: pick them once.
-        rows, cols = mask.nonzero(as_tuple=True)
+        if self.train_mode == "prefix":  # one slot per row: no nonzero, no host sync
+            rows = torch.arange(mask.size(0), device=mask.device)
+            cols = torch.zeros_like(rows)
+        else:
+            rows, cols = mask.nonzero(as_tuple=True)
         seq = self._layout(item_seq, item_seq_len)
         item_emb = self.item_embedding(seq)
         augmenting = self.basrec and self.augment
