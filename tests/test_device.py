@@ -118,3 +118,18 @@ def test_enable_amp_trains_basrec(tiny_setup, backbone, mode, loss):
     assert terms[1].dtype == torch.float32 and torch.isfinite(terms[1]).all()
     assert not torch.equal(terms[0], terms[1])  # autocast did change the arithmetic
     np.testing.assert_allclose(terms[1].numpy(), terms[0].numpy(), rtol=2e-2)
+
+
+def test_gpu_check_parses_and_refuses_cleanly_without_cuda():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert subprocess.run(["bash", "-n", os.path.join(root, "benchmarks", "gpu_check.sh")]).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the whole check: bash benchmarks/gpu_check.sh")
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "gpu_check.py")],
+                          capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("gpu_check: SKIPPED: no CUDA device") and proc.stderr == ""
