@@ -59,6 +59,10 @@ def main(argv=None):
     if args.search:
         from recbole_basrec.tune.search import run_search
 
+        if _launch(args):
+            raise ValueError("a Ray Tune trial trains in one process (one GPU): drop --nproc/--world_size or torchrun, "
+                             "and run trials side by side with --max_concurrent.")
+
         run_search(
             args.model,
             args.dataset,

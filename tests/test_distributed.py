@@ -48,6 +48,15 @@ def test_launch_settings_use_recboles_keys_and_torchruns_environment():
         "local_rank": 1, "world_size": 4, "nproc": 2, "offset": 2, "ip": "node0", "port": "29400", "torchrun": True}
 
 
+def test_a_ray_tune_trial_is_one_process():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "run_recbole_basrec.py"), "--search=x.hyper",
+                             "--nproc=2"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: a Ray Tune trial trains in one process (one GPU): drop --nproc/--world_size "
+                                     "or torchrun, and run trials side by side with --max_concurrent.")
+
+
 def test_global_batch_must_split_evenly(tiny_config_dict):
     from recbole_basrec.quick_start.quick_start import build_config
 
