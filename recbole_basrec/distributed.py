@@ -298,6 +298,16 @@ def _stop(context):
 
 
 # ---------------------------------------------------------------------------- trainer support
+def refuse_launch_keys(config):
+    """In one process, ``nproc`` or ``world_size`` above 1 in a config would be silently ignored:
+    RecBole reads them only from its launcher's arguments."""
+    for key in ("nproc", "world_size"):
+        value = config[key]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            raise ValueError(f"{key}={value} in the config starts no processes: pass --{key}={value} to "
+                             f"run_recbole_basrec.py (or nproc= to recbole.quick_start.run) instead.")
+
+
 def prepare_trainer(trainer):
     """Make a trainer built inside a process group consistent across ranks: rank 0's checkpoint
     names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation."""

@@ -57,6 +57,12 @@ def test_a_ray_tune_trial_is_one_process():
                                      "or torchrun, and run trials side by side with --max_concurrent.")
 
 
+def test_launch_keys_in_a_config_are_not_silently_ignored(tiny_setup):
+    with pytest.raises(ValueError, match=r"^nproc=2 in the config starts no processes: pass --nproc=2 to "
+                                         r"run_recbole_basrec\.py \(or nproc= to recbole\.quick_start\.run\) instead\.$"):
+        tiny_setup("SASRec", nproc=2)
+
+
 def test_global_batch_must_split_evenly(tiny_config_dict):
     from recbole_basrec.quick_start.quick_start import build_config
 
@@ -309,6 +315,20 @@ def test_runner_nproc_2_prints_the_launch_once_and_the_metrics_once(tiny_data_pa
     assert out.splitlines()[0] == "training on 2 processes with the gloo backend"
     assert out.count("training on") == 1 and "ndcg@20" in _test_line(out)
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_two_machines_need_no_shared_checkpoint_folder(tiny_data_path, tmp_path):
+    """Two runner invocations as two machines (--world_size, --offset, --ip, --port), each with its
+    own checkpoint folder: rank 0's machine writes and prints, the other only trains."""
+    common = ["--epochs=2", "--nproc=1", "--world_size=2", "--ip=127.0.0.1", f"--port={free_port()}"]
+    machines = [_runner(*_tiny_args(tiny_data_path, tmp_path / f"m{m}", *common, f"--offset={m}")) for m in (0, 1)]
+    (out0, err0), (out1, err1) = (m.communicate(timeout=300) for m in machines)
+    assert machines[0].returncode == 0 and machines[1].returncode == 0, err0[-2000:] + err1[-2000:]
+    assert out0.splitlines()[0] == "training on 2 processes (1 on this machine, ranks 0..0) with the gloo backend"
+    assert out1.strip() == "training on 2 processes (1 on this machine, ranks 1..1) with the gloo backend"
+    assert "ndcg@20" in _test_line(out0)
+    assert list((tmp_path / "m0").glob("*-last.pth")) and not list((tmp_path / "m1").glob("*.pth"))
 
 
 _KILL_RANK_1 = """

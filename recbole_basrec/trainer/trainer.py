@@ -131,6 +131,8 @@ class BASRecTrainer(Trainer):
         self._eval_rows = None  # rows of the evaluation being gathered across ranks (DDP)
         if not config["single_spec"]:
             distributed.prepare_trainer(self)
+        else:
+            distributed.refuse_launch_keys(config)
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
