@@ -72,15 +72,6 @@ def test_global_batch_must_split_evenly(tiny_config_dict):
         distributed.check_launch(config, {"world_size": 2, "nproc": 2})
 
 
-def test_gather_rows_restores_the_single_process_order_without_padding():
-    # DistributedSampler(shuffle=False) over 5 rows, 2 ranks: rank 0 has 0, 2, 4; rank 1 has 1, 3, 0 (padding)
-    parts = {0: torch.tensor([[0], [2], [4]]), 1: torch.tensor([[1], [3], [0]])}
-    rows = torch.stack([parts[0], parts[1]], dim=1).flatten(0, 1)[:5]  # what gather_rows computes
-    assert rows.flatten().tolist() == [0, 1, 2, 3, 4]
-    sampler = torch.utils.data.distributed.DistributedSampler(list(range(5)), num_replicas=2, rank=1, shuffle=False)
-    assert list(sampler) == parts[1].flatten().tolist()
-
-
 def test_recbole_config_joins_a_gloo_group_on_cpu_and_ddp_wraps_without_device_ids(tiny_config_dict):
     """compat's Config._init_device and DDP wrap: RecBole 1.2.1 alone asserts gpu_id covers nproc,
     joins with NCCL and wraps with device_ids=[local_rank]."""
@@ -124,6 +115,46 @@ def test_compiled_models_are_refused_in_one_line(tiny_setup):
 
 
 # ---------------------------------------------------------------------------- two gloo processes
+def _primitives(rank, port, out):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    record = {}
+    # 5 evaluation rows over 2 ranks as RecBole's loaders split them: rank 1 gets row 0 again as padding
+    sampler = torch.utils.data.distributed.DistributedSampler(list(range(5)), num_replicas=2, rank=rank, shuffle=False)
+    mine = torch.tensor([[10 * i, i] for i in sampler])
+    record["gathered"] = distributed.gather_rows(mine, 5)
+    record["loaded"] = distributed.load_on_rank0(lambda: {"w": torch.full((2,), 7.0 + rank)})
+
+    def bad():
+        raise ValueError("Checkpoint 'x.pth' does not exist.")
+
+    try:
+        distributed.load_on_rank0(bad)
+    except ValueError as error:
+        record["error"] = str(error)
+    torch.manual_seed(100 + rank)
+    states = distributed.gather_rng_states()
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    record["restored"] = distributed.restore_rng_state(states, seed=0, epoch=0)
+    record["same_draws"] = torch.equal(torch.rand(3), expected)
+    torch.save(record, os.path.join(out, f"p{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_gather_broadcast_and_random_states_across_two_processes(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_primitives, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        record = torch.load(tmp_path / f"p{rank}.pt", weights_only=True)
+        assert record["gathered"].tolist() == [[0, 0], [10, 1], [20, 2], [30, 3], [40, 4]]
+        assert torch.equal(record["loaded"]["w"], torch.full((2,), 7.0))  # rank 0's, on both
+        assert record["error"] == "Checkpoint 'x.pth' does not exist."  # raised on both, nobody waits
+        assert record["restored"] and record["same_draws"]  # each rank continues its own stream
+
+
 def _scenario(local_rank, port, out, backbone, dataset_name, overrides):
     """One rank: train with recorders on the optimizer, then evaluate the best weights."""
     import torch.distributed as dist
