@@ -1,4 +1,4 @@
-"""recbole 1.2.1 on today's numpy and pandas: small patches, applied once by ``import recbole_basrec``.
+"""recbole 1.2.1 on today's numpy and pandas, and its DDP path on CPU: small patches, applied once by ``import recbole_basrec``.
 
 Each patch names the RecBole file it covers and does nothing where it is not needed.
 """
