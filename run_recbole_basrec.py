@@ -8,15 +8,24 @@
 Any RecBole ``--key=value`` on the command line overrides the config files.
 """
 import argparse
-import ast
 import sys
+
+DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec",
-                        help="a backbone (SASRec, GRU4Rec, FMLPRec; BASRec applied) or one of our model names")
-    parser.add_argument("--dataset", "-d", default="ml-100k", help="RecBole dataset name under data_path")
+    from recbole_basrec.config.command_line import parse_overrides
+    from recbole_basrec.config.reference import help_epilog
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--model", "-m", default=None,
+                        help=f"a RecBole sequential model (BASRec applied: SASRec, GRU4Rec, NARM, ...), FMLPRec, or one "
+                             f"of our model names (default {DEFAULT_MODEL}; on --resume, the checkpoint's)")
+    parser.add_argument("--dataset", "-d", default=None,
+                        help=f"RecBole dataset name under data_path (default {DEFAULT_DATASET}; on --resume, the checkpoint's)")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
     parser.add_argument("--search", default=None, help="search-space file: run a Ray Tune search instead")
     parser.add_argument("--num_samples", type=int, default=4, help="trials of the search")
@@ -25,21 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--output", default=None, help="YAML file for the search's best config")
     parser.add_argument("--resume", default=None, help="continue an interrupted run from its -last.pth checkpoint")
     args, rest = parser.parse_known_args(argv)
-    return args, overrides(rest)
-
-
-def overrides(rest):
-    """RecBole-style ``--key=value`` arguments as a dict (values read as Python literals)."""
-    result = {}
-    for arg in rest:
-        key, sep, value = arg[2:].partition("=")
-        if not arg.startswith("--") or not sep:
-            raise ValueError(f"cannot read argument '{arg}': write options as --key=value")
-        try:
-            result[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            result[key] = value
-    return result
+    return args, parse_overrides(rest)
 
 
 def main(argv=None):
@@ -47,6 +42,8 @@ def main(argv=None):
     args, config_dict = parse_args(argv)
     import recbole_basrec  # noqa: F401  registers our models with RecBole
 
+    if not args.resume:
+        args.model, args.dataset = args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET
     files = args.config_files.split() if args.config_files else None
     if args.search:
         from recbole_basrec.tune.search import run_search

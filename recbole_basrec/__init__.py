@@ -17,9 +17,17 @@ from recbole_basrec import compat as _compat  # noqa: E402
 
 _compat.apply()  # before anything builds a RecBole Config or Dataset
 
+from recbole_basrec.config import install as _install_config_hook  # noqa: E402
+
+_install_config_hook()
+
 from recbole_basrec.registry import register as _register  # noqa: E402
 
 _register()
+
+from recbole_basrec.quick_start import install as _install_quick_start  # noqa: E402
+
+_install_quick_start()
 
 from recbole_basrec.model.sequential_recommender import (  # noqa: E402
     BASRecFMLPRec,

@@ -56,7 +56,7 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
         train, valid, test = data_preparation(config, create_dataset(config))
         net = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-        trainer._load_weights(path)
+        trainer.load_weights(path)
         for name in variants or VARIANTS:
             settings = {**BASE, **VARIANTS[name]}
             for key, value in settings.items():

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType
 
-from recbole_basrec.config import complete_config
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, drop_last_items, training_sequences
 from recbole_basrec.model import augmentation as aug
 
@@ -61,8 +60,8 @@ class BASRec:
     (``predict``, ``full_sort_predict``) is the backbone's own.
     """
 
-    # Lets RecBole's Config accept our models when ``loss_type`` comes from our defaults,
-    # which are filled in after Config checks; complete_config sets the real input type.
+    # RecBole's Config reads a model's input type from its class; the configuration hook then
+    # sets the one that ``loss_type`` needs.
     input_type = InputType.POINTWISE
     #: Whether position t's output can depend on items after t (then only prefix mode is leak-free).
     sees_future = False
@@ -71,7 +70,6 @@ class BASRec:
     trims_padding = True
 
     def __init__(self, config, dataset):
-        complete_config(config)
         loss_type = config["loss_type"]
         # Stock backbones know BPR and CE only; BCE uses the same sampled negatives as BPR.
         config["loss_type"] = "BPR" if loss_type == "BCE" else loss_type

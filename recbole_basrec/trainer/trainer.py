@@ -21,32 +21,15 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_basrec.config import backbone_of, complete_config, default_config_dict, fill_tta_defaults
+from recbole_basrec.config import backbone_of, tta_settings
+from recbole_basrec.config.snapshot import config_snapshot
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 from recbole_basrec.trainer.tta import augment_at_test_time
 
-_PLAIN = (str, int, float, bool, type(None))
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
-# Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
-_DERIVED = {"train_neg_sample_args"}
-
-
-def _plain(value):
-    """``value`` if it is built of plain Python types, else None (so it is never pickled)."""
-    if isinstance(value, _PLAIN):
-        return value, True
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return [v for v, _ in items], all(ok for _, ok in items)
-    if isinstance(value, dict):
-        items = {k: _plain(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, all(ok for _, ok in items.values()) and all(
-            isinstance(k, str) for k in value
-        )
-    return None, False
 
 
 def keep_freed_memory():
@@ -76,6 +59,31 @@ def save_atomically(state, path):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files of :func:`save_atomically` left in ``folder`` by a process
+    that was killed while writing. Returns the paths removed."""
+    import glob
+    import re
+
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(str(folder)), "*.tmp-*")):
+        match = re.search(r"\.tmp-(\d+)$", path)
+        if not match:
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def _numpy_scalar_globals():
@@ -115,9 +123,8 @@ class BASRecTrainer(Trainer):
     """Trainer for every model of recbole-basrec (also usable for stock sequential models)."""
 
     def __init__(self, config, model):
-        complete_config(config)
-        fill_tta_defaults(config)
         super().__init__(config, model)
+        self.tta = {**tta_settings(config), "seed": config["seed"]}
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
@@ -140,14 +147,7 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
-        snapshot = {"model": self.config["model"], "dataset": self.config["dataset"]}
-        for key in default_config_dict(self.config["model"]) if self.config["model"] else ():
-            if key in _DERIVED:
-                continue
-            value, ok = _plain(self.config[key])
-            if ok:
-                snapshot[key] = value
-        return snapshot
+        return config_snapshot(self.config)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -171,7 +171,7 @@ class BASRecTrainer(Trainer):
         """Written after every epoch: what ``--resume`` needs to continue this run."""
         return self.last_file or self.saved_model_file.replace(".pth", "-last.pth")
 
-    def _save_last(self, epoch):
+    def _save_last(self, epoch, finished=False):
         state = {
             "config": self._config_snapshot(),
             "epoch": epoch,
@@ -188,6 +188,7 @@ class BASRecTrainer(Trainer):
                               for h in self.valid_history],
             "rng": torch.get_rng_state(),
             "epoch_losses": [[int(e), [float(v) for v in terms]] for e, terms in sorted(self.epoch_losses.items())],
+            "finished": bool(finished),
         }
         if self._train_data is not None and getattr(self._train_data, "generator", None) is not None:
             state["generator"] = self._train_data.generator.get_state()
@@ -195,7 +196,7 @@ class BASRecTrainer(Trainer):
             state.update(self.last_extra())
         save_atomically(state, self.last_checkpoint_file)
 
-    def _load_weights(self, path, allow_numpy_scalars=False):
+    def load_weights(self, path, allow_numpy_scalars=False):
         checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
         state_dict = checkpoint.get("state_dict", checkpoint)
         if is_authors_checkpoint(checkpoint, self.model):
@@ -217,7 +218,7 @@ class BASRecTrainer(Trainer):
         the data order, so the run ends as an uninterrupted one would; a best-model checkpoint
         restores what it holds."""
         resume_file = str(resume_file)
-        checkpoint = self._load_weights(resume_file, allow_numpy_scalars=True)
+        checkpoint = self.load_weights(resume_file, allow_numpy_scalars=True)
         saved_by = checkpoint.get("config", {}).get("model", self.config["model"])
         if saved_by.lower() != self.config["model"].lower():
             raise ValueError(
@@ -236,7 +237,15 @@ class BASRecTrainer(Trainer):
         self.best_valid_result = checkpoint.get("best_valid_result") or None
         self.stage = checkpoint.get("stage", self.stage)
         self._stage_start = checkpoint.get("stage_start", 0)
-        self.epochs = checkpoint.get("epochs", self.epochs)
+        saved_epochs = checkpoint.get("epochs", self.epochs)
+        self.epochs = saved_epochs
+        if self.stage != 1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
+            self.epochs = self._stage_start + self.config["epochs"]
+        stopped_early = checkpoint.get("finished") and checkpoint["epoch"] + 1 < saved_epochs
+        self._resumed = {"stage": self.stage, "epoch": checkpoint["epoch"], "finished": bool(checkpoint.get("finished")),
+                         "stopped_early": bool(stopped_early)}
+        if stopped_early or self.start_epoch >= self.epochs:
+            self.start_epoch = max(self.start_epoch, self.epochs)  # nothing left to train: the test follows
         self.valid_history = checkpoint.get("valid_history", [])
         self.epoch_losses = {int(e): tuple(terms) for e, terms in checkpoint.get("epoch_losses", [])}
         snapshot = checkpoint.get("config", {})
@@ -250,8 +259,21 @@ class BASRecTrainer(Trainer):
         if "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"].cpu())
         self._pending_generator = checkpoint.get("generator")
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
         return checkpoint
+
+    def resume_line(self):
+        """What resuming did, in one line: where it continues, or why nothing is left to train."""
+        state = getattr(self, "_resumed", None)
+        if state is None:
+            return ""
+        stage = {1: "stage 1", 2: "stage 2"}.get(state["stage"], "training")
+        where = f"resumed from {stage}, epoch {state['epoch']}"
+        if state["stopped_early"]:
+            return f"{where}: this run already finished (early stopping); testing its best model {self.saved_model_file}"
+        if self.start_epoch >= self.epochs:
+            done = "already finished" if state["finished"] else f"ends at epoch {self.epochs - 1} with these epochs"
+            return f"{where}: this run {done}; testing its best model {self.saved_model_file}"
+        return f"{where}: training epochs {self.start_epoch} to {self.epochs - 1}"
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -259,10 +281,10 @@ class BASRecTrainer(Trainer):
             return
         if load_best_model:
             checkpoint_file = model_file or self.saved_model_file
-            self._load_weights(checkpoint_file)
+            self.load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
-        augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.config)
+        augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.tta)
         try:
             with augmenting:
                 return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
@@ -302,6 +324,13 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ two-stage training
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        result = self._fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if self.train_loss_dict or getattr(self, "_resumed", None):
+            # the last state says the run is over, so resuming it trains nothing more
+            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+        return result
+
+    def _fit(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         self._train_data = train_data
         self._validates = bool(valid_data) and self.eval_step > 0
         if self._pending_generator is not None:
@@ -323,7 +352,7 @@ class BASRecTrainer(Trainer):
         stage1_epochs = self.config["stage1_epochs"]
         pretrained = self.config["pretrained_path"]
         if pretrained:
-            self._load_weights(pretrained)
+            self.load_weights(pretrained)
             self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}")
             if self.epochs == 0:
                 return self._evaluate_only(valid_data, saved, show_progress)
@@ -359,7 +388,7 @@ class BASRecTrainer(Trainer):
         self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
         super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
         if valid_data and os.path.isfile(self.saved_model_file):
-            self._load_weights(self.saved_model_file)
+            self.load_weights(self.saved_model_file)
         self.logger.info(set_color("Stage 2: BASRec", "green") + f", from {self.saved_model_file}")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
         self.start_epoch, self.epochs = done, done + stage2_epochs
