@@ -124,7 +124,6 @@ class BASRecTrainer(Trainer):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.tta = {**tta_settings(config), "seed": config["seed"]}
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
@@ -284,7 +283,8 @@ class BASRecTrainer(Trainer):
             self.load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
-        augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.tta)
+        augmenting = nullcontext() if self._validating else augment_at_test_time(
+            self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
         try:
             with augmenting:
                 return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
