@@ -7,10 +7,12 @@ import pytest
 from helpers import write_tiny_dataset
 
 
-@pytest.fixture(autouse=True)
-def _no_command_line(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def _no_command_line():
     """RecBole's Config reads ``sys.argv``; pytest's own arguments are not configuration."""
-    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    saved, sys.argv = sys.argv, [sys.argv[0]]
+    yield
+    sys.argv = saved
 
 
 @pytest.fixture(scope="session")

@@ -142,8 +142,8 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     lines = []
     original = BASRecTrainer._save_last
 
-    def interrupt(self, epoch):
-        original(self, epoch)
+    def interrupt(self, epoch, **kwargs):
+        original(self, epoch, **kwargs)
         if f"{os.sep}basrec{os.sep}" in self.last_checkpoint_file and epoch == 1:
             raise KeyboardInterrupt  # right after epoch 2's state was saved
 

@@ -161,6 +161,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "tta-views-zero": run("--tta=tmask", "--tta_views=0"),
         "tta-noise-swapped": run("--tta_noise=[1.0,0.5]"),
         "tta-noise-overflow": run("--tta_noise=[0,1e400]"),
+        "tta-noise-huge": run("--tta_noise=[0,1e30]"),
         "tta-noise-not-a-pair": run("--tta_noise=0.5"),
         "tta-mask-rate-one": run("--tta_mask_rate=1"),
         "length-below-two": run("--MAX_ITEM_LIST_LENGTH=1"),

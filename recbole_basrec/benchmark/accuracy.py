@@ -45,6 +45,8 @@ ARMS = ("basrec", "plain")
 #: 2-core CPU to finish in < 30 min; ``full`` validates every epoch with patience 20;
 #: ``published`` takes stage 2's schedule, model and BASRec settings from the preset of
 #: ``properties/preset/`` (the authors' commands), stage 1 from :data:`PUBLISHED_STAGE1`.
+#: ``reduced`` and ``full`` set the schedule only (validated from the first epoch); where a preset
+#: exists for the dataset, its BASRec and model settings apply under them too.
 BUDGETS = {
     "reduced": {
         # Under 30 minutes on a 2-core CPU for SASRec and GRU4Rec (~5 s per plain epoch).
@@ -312,6 +314,8 @@ def run_accuracy(
 
     if budget_name != "published" or not preset_file(model, dataset_name):
         base.update(MODEL_PARAMS.get(model, {}))  # the preset's own settings otherwise
+    if budget_name != "published":
+        base["valid_start_epoch"] = 0  # the budget's schedule validates from its first epoch, whatever a preset says
     base.update({"loss_type": loss_type, "seed": seed, "data_path": data_root, "stage1_epochs": 0})
     if budget_name == "published":
         base.pop("valid_metric")  # the preset's (the authors' NDCG@20)

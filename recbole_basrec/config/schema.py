@@ -27,7 +27,6 @@ TTA_MODES = ("none", "tnoise", "tmask")
 
 Count = Annotated[StrictInt, Field(ge=0)]
 Positive = Annotated[StrictInt, Field(ge=1)]
-Number = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Rate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, strict=True)]
 
@@ -145,8 +144,10 @@ KEYS = (
     Key("tta", choice(TTA_MODES), OURS, "Test-time augmentation (TTA4SR) at test only: none, tnoise or tmask."),
     Key("tta_views", Positive, OURS, "Augmented input copies per test sequence."),
     Key("tta_output_views", Count, OURS, "TNoise: further copies with the noise on the output representation."),
-    Key("tta_noise", Annotated[list[Number], Field(min_length=2, max_length=2)], OURS,
-        "TNoise: noise drawn from U(low, high), written [low, high] with low <= high."),
+    Key("tta_noise", Annotated[list[Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False, strict=True)]],
+                               Field(min_length=2, max_length=2)], OURS,
+        "TNoise: noise drawn from U(low, high), written [low, high] with low <= high; beyond +-100 it is "
+        "refused as a typo."),
     Key("tta_mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], OURS,
         "TMask: share of the input items removed."),
     Key("tta_keep_original", StrictBool, OURS, "Average the original input's scores in too (the authors' code: False)."),
