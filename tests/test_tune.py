@@ -83,6 +83,12 @@ def test_argument_errors(tmp_path):
         run_search("SASRec", "tiny", str(tmp_path / "missing.hyper"))
     with pytest.raises(FileNotFoundError, match="Config file .*nope.yaml.* not found"):
         run_search("SASRec", "tiny", SASREC_SPACE, config_file_list=[str(tmp_path / "nope.yaml")])
+    typo = tmp_path / "typo.hyper"
+    typo.write_text("n_pair choice [1, 2]\n")
+    with pytest.raises(ValueError, match="tunes unknown key 'n_pair' for BASRecSASRec; did you mean n_pairs?"):
+        run_search("SASRec", "tiny", str(typo), config_dict={"checkpoint_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="unknown key 'lr'"):
+        run_search("SASRec", "tiny", SASREC_SPACE, config_dict={"lr": 0.1, "checkpoint_dir": str(tmp_path)})
     assert not ray.is_initialized()
 
 
