@@ -2,6 +2,7 @@
 import logging
 import os
 from logging import getLogger
+from typing import NamedTuple
 
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
@@ -14,6 +15,7 @@ from recbole_basrec.config import (
     resolve_model_name,
     warn_if_gpu_missing,
 )
+from recbole_basrec.console import CONSOLE, quiet_console
 
 
 class Interrupted(Exception):
@@ -45,6 +47,76 @@ def build_config(model, dataset, config_file_list=None, config_dict=None):
     return complete_config(config)
 
 
+class Pipeline(NamedTuple):
+    """What :func:`build` returns: everything a RecBole run needs, ready to ``fit``."""
+
+    config: Config
+    dataset: object
+    train_data: object
+    valid_data: object
+    test_data: object
+    model: object
+    trainer: object
+
+
+def build(model, dataset, config_file_list=None, config_dict=None, resume_file=None, data=None):
+    """Config, data, model and trainer of one run, seeded, before any training.
+
+    Args:
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names (``BASRecSASRec``, ...).
+        dataset (str): RecBole dataset name, read from ``data_path``.
+        config_file_list (list of str): YAML files, over our defaults.
+        config_dict (dict): overrides, over the files.
+        resume_file (str): a checkpoint to continue from (``-last.pth``: the exact state);
+            otherwise ``pretrained_path``, when set, is loaded now so a checkpoint that does not
+            fit fails before training.
+        data (Pipeline): an earlier pipeline whose dataset and loaders are reused (same data
+            settings), instead of loading them again.
+
+    Returns:
+        Pipeline: ``(config, dataset, train_data, valid_data, test_data, model, trainer)``.
+    """
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    quiet_console()
+    logger = getLogger()
+    warn_if_gpu_missing(config)
+
+    # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
+    # is then all the log shows.
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        if data is None:
+            dataset = create_dataset(config)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+        else:
+            dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        if resume_file:
+            trainer.resume_checkpoint(resume_file)
+        elif config["pretrained_path"]:
+            trainer.load_weights(config["pretrained_path"])
+    finally:
+        logger.setLevel(level)
+    shown = CONSOLE if config["show_config"] else None  # the configuration dump: the log file's, unless asked
+    for part in (config, dataset, net):
+        logger.info(part, extra=shown)
+    return Pipeline(config, dataset, train_data, valid_data, test_data, net, trainer)
+
+
+def saved_files(trainer):
+    """``"best checkpoint so far: PATH; continue with --resume=PATH"``: what an interrupted run left."""
+    best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
+    last = getattr(trainer, "last_checkpoint_file", None)
+    resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
+    return f"best checkpoint so far: {best}{resume}"
+
+
 def run_recbole_basrec(
     model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, callback_fn=None,
     resume_file=None,
@@ -52,7 +124,8 @@ def run_recbole_basrec(
     """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names.
         dataset (str): RecBole dataset name, read from ``data_path``.
         config_file_list (list of str): YAML files, over our defaults.
         config_dict (dict): overrides, over the files.
@@ -64,42 +137,16 @@ def run_recbole_basrec(
         dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
         ``best_valid_result``, ``test_result``) plus ``saved_model_file`` and ``valid_history``.
     """
-    config = build_config(model, dataset, config_file_list, config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = getLogger()
-    warn_if_gpu_missing(config)
-
-    # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
-    # is then all the console shows.
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        dataset = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        if resume_file:
-            trainer.resume_checkpoint(resume_file)
-        elif config["pretrained_path"]:
-            trainer._load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
-    finally:
-        logger.setLevel(level)
-    logger.info(config)
-    logger.info(dataset)
-    logger.info(model)
-
+    run = build(model, dataset, config_file_list, config_dict, resume_file=resume_file)
+    config, trainer, logger = run.config, run.trainer, getLogger()
     try:
         best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+            run.train_data, run.valid_data, saved=saved, show_progress=config["show_progress"],
+            callback_fn=callback_fn,
         )
     except KeyboardInterrupt:
-        best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
-        last = getattr(trainer, "last_checkpoint_file", None)
-        resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
-        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+        raise Interrupted(f"interrupted: {saved_files(trainer)}") from None
+    test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
     return {
