@@ -1,9 +1,9 @@
-"""Train a RecBole sequential backbone with BASRec (or tune it with Ray).
+"""Train a RecBole sequential model with BASRec (or tune it with Ray Tune).
 
-    python run_recbole_basrec.py                                  # BASRec + SASRec on ml-100k
-    python run_recbole_basrec.py --model=GRU4Rec --dataset=Beauty --epochs=50
-    python run_recbole_basrec.py --basrec=False                   # the plain backbone, same pipeline
-    python run_recbole_basrec.py --search=properties/search/SASRec.hyper --num_samples=4
+    recbole-basrec                                  # BASRec + SASRec on ml-100k
+    recbole-basrec --model=GRU4Rec --dataset=Beauty --epochs=50
+    recbole-basrec --basrec=False                   # the plain backbone, same pipeline
+    recbole-basrec --search=properties/search/SASRec.hyper --num_samples=4
 
 Any RecBole ``--key=value`` on the command line overrides the config files.
 """
@@ -15,7 +15,8 @@ import sys
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", default="SASRec",
-                        help="a backbone (SASRec, GRU4Rec, FMLPRec; BASRec applied) or one of our model names")
+                        help="a backbone (SASRec, GRU4Rec, FMLPRec or a stock RecBole model the generic path "
+                             "serves, e.g. NARM; BASRec applied) or one of our model names (BASRecNARM, ...)")
     parser.add_argument("--dataset", "-d", default="ml-100k", help="RecBole dataset name under data_path")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
     parser.add_argument("--search", default=None, help="search-space file: run a Ray Tune search instead")
@@ -45,7 +46,6 @@ def overrides(rest):
 def main(argv=None):
     # Overrides go in explicitly: Ray's trial workers never see this command line.
     args, config_dict = parse_args(argv)
-    import recbole_basrec  # noqa: F401  registers our models with RecBole
 
     files = args.config_files.split() if args.config_files else None
     if args.search:
@@ -77,6 +77,9 @@ def main(argv=None):
 def cli(argv=None):
     """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C."""
     try:
+        import recbole_basrec
+
+        recbole_basrec.setup()
         from recbole_basrec.quick_start.quick_start import Interrupted
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)

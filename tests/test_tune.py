@@ -181,7 +181,7 @@ def test_search_without_ray_says_how_to_install_it():
         capture_output=True, text=True, timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": root},
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == 'error: --search needs Ray Tune, which is not installed: pip install "ray[tune]>=2.41"'
+    assert proc.stderr.strip() == 'error: --search needs Ray Tune: pip install "recbole-basrec[tune]"'
 
 
 def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, tmp_path, monkeypatch):

@@ -144,7 +144,7 @@ def _import_ray():
         from ray import tune  # noqa: F401
     except ImportError:
         raise ValueError(
-            "--search needs Ray Tune, which is not installed: pip install \"ray[tune]>=2.41\""
+            "--search needs Ray Tune: pip install \"recbole-basrec[tune]\""
         ) from None
 
 
