@@ -28,6 +28,9 @@ from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, 
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 _PLAIN = (str, int, float, bool, type(None))
+#: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
+#: BASRec has no stages; a BASRec model trains plain in stage 1 (optional), with BASRec in stage 2.
+NO_STAGES, STAGE_1, STAGE_2 = 0, 1, 2
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
@@ -104,7 +107,7 @@ class BASRecTrainer(Trainer):
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
-        self.stage = 2 if hasattr(model, "augment") else 0
+        self.stage = STAGE_2 if hasattr(model, "augment") else NO_STAGES
         self.mask_history = bool(config["eval_mask_history"])
         self.exact_valid_score = bool(config["exact_valid_score"])
         self.valid_start_epoch = config["valid_start_epoch"] or 0
@@ -225,7 +228,7 @@ class BASRecTrainer(Trainer):
         self.valid_history = checkpoint.get("valid_history", [])
         self.epoch_losses = {int(e): tuple(terms) for e, terms in checkpoint.get("epoch_losses", [])}
         if hasattr(self.model, "augment"):
-            self.model.augment = self.stage != 1
+            self.model.augment = self.stage != STAGE_1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"].cpu())
@@ -295,9 +298,9 @@ class BASRecTrainer(Trainer):
             self._end_epoch(epoch, score)
 
         if not hasattr(self.model, "augment") or self.start_epoch > 0:
-            if self.stage == 1:  # resumed inside stage 1: finish it, then stage 2
+            if self.stage == STAGE_1:  # resumed inside stage 1: finish it, then stage 2
                 self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn, resumed=True)
-                self.stage = 2
+                self.stage = STAGE_2
                 self.model.augment = True
             return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         stage1_epochs = self.config["stage1_epochs"]
@@ -309,7 +312,7 @@ class BASRecTrainer(Trainer):
                 return self._evaluate_only(valid_data, saved, show_progress)
         elif stage1_epochs > 0 and self.model.basrec:
             self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
-        self.stage = 2
+        self.stage = STAGE_2
         self.model.augment = True
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -334,7 +337,7 @@ class BASRecTrainer(Trainer):
         else:
             final_file, stage2_epochs = self.saved_model_file, self.epochs
         self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
-        self.stage, self.model.augment = 1, False
+        self.stage, self.model.augment = STAGE_1, False
         self.epochs = self.config["stage1_epochs"]
         self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
         super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
@@ -389,8 +392,8 @@ class BASRecTrainer(Trainer):
         elapsed = time.perf_counter() - start
         done = epoch - first + 1
         left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
-        two_stages = self.stage == 1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
-        stage = f"stage {self.stage} " if two_stages and self.stage in (1, 2) else ""
+        two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
+        stage = f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
         return (f"{stage}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
                 f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
 

@@ -255,7 +255,7 @@ def run_search(
     """Search BASRec's hyper-parameters with Ray Tune and save the best configuration.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec`` or a stock model the generic path serves) or one of our model names.
         dataset (str): RecBole dataset name.
         search_file (str): search-space file, e.g. ``properties/search/SASRec.hyper``.
         config_file_list (list of str): YAML config files for every trial.
