@@ -164,10 +164,7 @@ def test_the_configuration_reference_is_generated_from_the_schema():
 
 
 def test_help_lists_every_key_with_its_default(capsys):
-    import sys
-
-    sys.path.insert(0, ROOT)
-    from run_recbole_basrec import parse_args
+    from recbole_basrec.cli import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--help"])

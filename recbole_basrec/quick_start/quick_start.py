@@ -11,6 +11,7 @@ from recbole.utils import get_model, get_trainer, init_logger, init_seed
 from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolve_model_name, warn_if_gpu_missing
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
+from recbole_basrec.console import CONSOLE, quiet_console
 from recbole_basrec.trainer.trainer import load_checkpoint, remove_stale_temporaries
 
 
@@ -48,7 +49,7 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
     """``(model, dataset, config_dict)`` that continue the run of ``resume_file``: its recorded
     configuration, with what the user gives now on top where a resumed run may change it.
     Refuses a best-model checkpoint and any change of a setting the checkpoint fixes."""
-    checkpoint = load_checkpoint(resume_file, allow_numpy_scalars=True)
+    checkpoint = load_checkpoint(resume_file)
     snapshot = checkpoint.get("config") or {}
     if "epochs" not in checkpoint or not snapshot:
         last = str(resume_file).replace(".pth", "-last.pth")
@@ -76,28 +77,49 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
     return saved_model, saved_dataset, settings
 
 
-def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, trainer=True):
-    """Config, dataset, data loaders, model and (with ``trainer``) trainer, as RecBole's
-    ``run_recbole`` builds them; ``resume_file`` continues that run (see :func:`resume_settings`).
-    Every input is checked before RecBole logs anything."""
+def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, data=None,
+          trainer=True):
+    """Config, data, model and trainer of one run, seeded, before any training, as RecBole's
+    ``run_recbole`` builds them. Every input is checked before RecBole logs anything.
+
+    Args:
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names (``BASRecSASRec``, ...).
+        dataset (str): RecBole dataset name, read from ``data_path``.
+        config_file_list (list of str): YAML files, over our defaults.
+        config_dict (dict): overrides, over the files.
+        resume_file (str): a run's ``-last.pth`` to continue: model, dataset and settings come
+            from it (see :func:`resume_settings`); otherwise ``pretrained_path``, when set, is
+            loaded now so a checkpoint that does not fit fails before training.
+        data (Pipeline): an earlier pipeline whose dataset and loaders are reused (same data
+            settings), instead of loading them again.
+        trainer (bool): also build the trainer.
+
+    Returns:
+        Pipeline: config, dataset, the three loaders, model and trainer (None without ``trainer``).
+    """
     if resume_file:
         model, dataset, config_dict = resume_settings(resume_file, model, dataset, config_file_list, config_dict)
         config_file_list = None
     config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
+    quiet_console()
     logger = getLogger()
     warn_if_gpu_missing(config)
     # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
-    # is then all the console shows.
+    # is then all the log shows.
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
     try:
-        data = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, data)
+        if data is None:
+            dataset = create_dataset(config)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+        else:
+            dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        pipeline = Pipeline(config, data, train_data, valid_data, test_data, net)
+        pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
         if trainer:
             pipeline.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
             remove_stale_temporaries(config["checkpoint_dir"])
@@ -107,12 +129,20 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
                 pipeline.trainer.load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
     finally:
         logger.setLevel(level)
-    logger.info(config)
-    logger.info(data)
-    logger.info(net)
+    shown = CONSOLE if config["show_config"] else None  # the configuration dump: the log file's, unless asked
+    for part in (config, dataset, net):
+        logger.info(part, extra=shown)
     if pipeline.resumed is not None:
-        logger.info(pipeline.trainer.resume_line())
+        logger.info(pipeline.trainer.resume_line(), extra=CONSOLE)
     return pipeline
+
+
+def saved_files(trainer):
+    """``"best checkpoint so far: PATH; continue with --resume=PATH"``: what an interrupted run left."""
+    best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
+    last = getattr(trainer, "last_checkpoint_file", None)
+    resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
+    return f"best checkpoint so far: {best}{resume}"
 
 
 def run_recbole_basrec(
@@ -122,7 +152,8 @@ def run_recbole_basrec(
     """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``NARM``, ...) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names.
         dataset (str): RecBole dataset name, read from ``data_path``.
         config_file_list (list of str): YAML files, over our defaults.
         config_dict (dict): overrides, over the files.
@@ -145,10 +176,7 @@ def run_recbole_basrec(
             callback_fn=callback_fn,
         )
     except KeyboardInterrupt:
-        best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
-        last = getattr(trainer, "last_checkpoint_file", None)
-        resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
-        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
+        raise Interrupted(f"interrupted: {saved_files(trainer)}") from None
     test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
@@ -170,7 +198,7 @@ def is_our_checkpoint(checkpoint):
 def load_data_and_model(model_file, config_file_list=None, config_dict=None):
     """Rebuild config, model, dataset and data loaders from a checkpoint of ours (read with
     ``weights_only=True``), in the order of RecBole's ``load_data_and_model``."""
-    checkpoint = load_checkpoint(model_file, allow_numpy_scalars=True)
+    checkpoint = load_checkpoint(model_file)
     if not is_our_checkpoint(checkpoint):
         raise ValueError(f"Checkpoint '{model_file}' was not saved by recbole-basrec (it holds no configuration of ours).")
     model_name, dataset_name, settings = settings_of(checkpoint["config"])
@@ -187,7 +215,7 @@ _stock_load_data_and_model = None
 def _load_data_and_model(model_file):
     """RecBole's ``load_data_and_model``, which also reads our checkpoints."""
     try:
-        checkpoint = load_checkpoint(model_file, allow_numpy_scalars=True)
+        checkpoint = load_checkpoint(model_file)
     except (ValueError, FileNotFoundError):  # not weights-only: RecBole's own, or no file
         checkpoint = None
     if checkpoint is not None and is_our_checkpoint(checkpoint):
