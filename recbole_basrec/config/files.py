@@ -17,11 +17,14 @@ from recbole_basrec.config.models import backbone_of, is_basrec, is_generic
 
 def properties_dir():
     """The ``properties/`` folder: beside the package in a checkout or editable install,
-    under ``<prefix>/share/recbole-basrec`` after a plain ``pip install``."""
+    under ``<prefix>/share/recbole-basrec`` after a plain ``pip install`` (``--user``: the user base)."""
+    import site
+
     candidates = [
         os.environ.get("RECBOLE_BASREC_PROPERTIES", ""),
         os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "properties"),
         os.path.join(sys.prefix, "share", "recbole-basrec", "properties"),
+        os.path.join(site.getuserbase(), "share", "recbole-basrec", "properties"),
     ]
     for path in candidates:
         if path and os.path.isfile(os.path.join(path, "overall.yaml")):
