@@ -34,14 +34,25 @@ def synced():
     return time.perf_counter()
 
 
+def write_ring_dataset(root, name="tiny", n_users=1024, n_items=200, seed=0):
+    """RecBole atomic file of users walking a ring of items (learnable, no download)."""
+    import random
+
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, name))
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(1, n_users + 1):
+        start = rng.randrange(n_items)
+        lines += [f"{user}\t{(start + k) % n_items + 1}\t{k}" for k in range(rng.randint(8, 16))]
+    with open(os.path.join(root, name, f"{name}.inter"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def data_source(args):
     """``(dataset, data_path, note)``: Beauty from the shared file, or tiny data for --cpu."""
     if args.cpu:
-        sys.path.insert(0, os.path.join(ROOT, "tests"))
-        from conftest import write_tiny_dataset
-
         root = tempfile.mkdtemp(prefix="gpu-check-")
-        write_tiny_dataset(root, n_users=1024, n_items=200)
+        write_ring_dataset(root)
         return "tiny", root, "tiny synthetic data (CPU fallback)"
     src = args.data_file or os.path.join(SHARED, "Beauty.txt")
     if not os.path.isfile(src):

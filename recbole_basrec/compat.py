@@ -84,11 +84,19 @@ def _download(self):
     if self.config["local_rank"] == 0:
         url = self._get_download_url("url")
         self.logger.info(f"Prepare to download dataset [{self.dataset_name}] from [{url}].")
-        if not decide_download(url):
-            raise ValueError(f"Download of dataset '{self.dataset_name}' declined; put its atomic files "
-                             f"under {self.dataset_path} instead.")
-        makedirs(self.dataset_path)
-        path = download_url(url, self.dataset_path)
+        try:
+            if not decide_download(url):
+                raise ValueError(f"Download of dataset '{self.dataset_name}' declined; put its atomic files "
+                                 f"under {self.dataset_path} instead.")
+            makedirs(self.dataset_path)
+            path = download_url(url, self.dataset_path)
+        except OSError as error:  # URLError and socket errors are OSErrors
+            reason = getattr(error, "reason", None) or error
+            raise ValueError(
+                f"Dataset '{self.dataset_name}' is not under {os.path.abspath(self.dataset_path)} and downloading it "
+                f"from {url} failed ({reason}); download that zip elsewhere and unpack its atomic files "
+                f"({self.dataset_name}.inter, ...) into {os.path.abspath(self.dataset_path)}."
+            ) from None
         extract_zip(path, self.dataset_path)
         os.unlink(path)
         rename_atomic_files(self.dataset_path, os.path.splitext(os.path.basename(path))[0], self.dataset_name)
@@ -203,6 +211,9 @@ def patch_ddp_wrap():
 def run_recboles(rank, *args):
     """``recbole.quick_start.run_recboles`` as the function ``run(..., nproc=N)`` spawns: a spawned
     process imports this module, so it has our models and patches before RecBole's runs."""
+    import recbole_basrec
+
+    recbole_basrec.setup()  # the spawned process imported this module only
     return _original_run_recboles(rank, *args)
 
 

@@ -159,6 +159,9 @@ def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, re
     import sys
     import traceback
 
+    import recbole_basrec
+
+    recbole_basrec.setup()  # the package sets itself up only outside the runner's command
     from recbole_basrec.quick_start.quick_start import Interrupted, run_recbole_basrec
 
     stopping = []
@@ -302,7 +305,7 @@ def refuse_launch_keys(config):
     """In one process, ``nproc`` or ``world_size`` above 1 in a config would be silently ignored:
     RecBole reads them only from its launcher's arguments."""
     for key in ("nproc", "world_size"):
-        value = config[key]
+        value = config[key] if key in config else None
         if isinstance(value, int) and not isinstance(value, bool) and value > 1:
             raise ValueError(f"{key}={value} in the config starts no processes: pass --{key}={value} to "
                              f"run_recbole_basrec.py (or nproc= to recbole.quick_start.run) instead.")

@@ -1,30 +1,17 @@
-"""Shared fixtures: a tiny, learnable sequential dataset written as RecBole atomic files."""
-import os
+"""Fixtures: the tiny dataset (written once per session) and its fast CPU config."""
+import sys
 
-import numpy as np
 import pytest
 
-TINY_USERS = 64
-TINY_ITEMS = 30
+from helpers import TINY_ITEMS, TINY_USERS, build_tiny, read_raw_sequences, tiny_config, write_tiny_dataset  # noqa: F401
 
 
-def write_tiny_dataset(root, name="tiny", n_users=TINY_USERS, n_items=TINY_ITEMS, seed=0):
-    """Write ``root/name/name.inter``: each user walks a ring of items (i -> i+1 mod n) with a
-    random start and length 8..16, plus a little noise, so next-item prediction is learnable."""
-    rng = np.random.default_rng(seed)
-    path = os.path.join(root, name)
-    os.makedirs(path, exist_ok=True)
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for u in range(1, n_users + 1):
-        length = int(rng.integers(8, 17))
-        start = int(rng.integers(0, n_items))
-        items = [(start + k) % n_items + 1 for k in range(length)]
-        if rng.random() < 0.2:
-            items[int(rng.integers(0, length - 2))] = int(rng.integers(1, n_items + 1))
-        lines += [f"{u}\t{item}\t{t}" for t, item in enumerate(items)]
-    with open(os.path.join(path, f"{name}.inter"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+@pytest.fixture(scope="session", autouse=True)
+def _no_command_line():
+    """RecBole's Config reads ``sys.argv``; pytest's own arguments are not configuration."""
+    saved, sys.argv = sys.argv, [sys.argv[0]]
+    yield
+    sys.argv = saved
 
 
 @pytest.fixture(scope="session")
@@ -38,55 +25,16 @@ def tiny_data_path(tmp_path_factory):
 @pytest.fixture
 def tiny_config_dict(tiny_data_path, tmp_path):
     """Config overrides for a fast CPU run on the tiny dataset."""
-    return {
-        "data_path": tiny_data_path,
-        "checkpoint_dir": str(tmp_path / "saved"),
-        "epochs": 2,
-        "stage1_epochs": 0,
-        "train_batch_size": 32,
-        "eval_batch_size": 64,
-        "MAX_ITEM_LIST_LENGTH": 10,
-        "hidden_size": 16,
-        "inner_size": 32,
-        "embedding_size": 16,
-        "n_layers": 1,
-        "n_heads": 1,
-        "use_gpu": False,
-        "show_progress": False,
-        "state": "ERROR",
-        "seed": 0,
-    }
-
-
-def read_raw_sequences(data_path, name="tiny"):
-    """user token -> item tokens in time order, straight from the atomic file."""
-    seqs = {}
-    with open(os.path.join(data_path, name, f"{name}.inter")) as f:
-        next(f)
-        for line in f:
-            user, item, _ = line.split("\t")
-            seqs.setdefault(user, []).append(item)
-    return seqs
+    return tiny_config(tiny_data_path, tmp_path / "saved")
 
 
 @pytest.fixture
 def tiny_setup(tiny_config_dict):
     """``build(backbone, **overrides)`` -> config, dataset, model, trainer, (train, valid, test)
     on the tiny dataset, seeded."""
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    import recbole_basrec  # noqa: F401
-    from recbole_basrec.quick_start.quick_start import build_config
 
     def build(backbone="SASRec", **overrides):
-        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
-        init_seed(0, True)
-        dataset = create_dataset(config)
-        splits = data_preparation(config, dataset)
-        init_seed(0, True)
-        model = get_model(config["model"])(config, splits[0]._dataset)
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        return config, dataset, model, trainer, splits
+        run = build_tiny(tiny_config_dict, backbone, **overrides)
+        return run.config, run.dataset, run.model, run.trainer, (run.train_data, run.valid_data, run.test_data)
 
     return build

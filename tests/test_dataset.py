@@ -1,7 +1,7 @@
 """BASRec's training protocols on RecBole data: prefix (RecBole's) and sequence (the paper's)."""
 import numpy as np
 import pytest
-from conftest import read_raw_sequences
+from helpers import read_raw_sequences
 from recbole.data import create_dataset, data_preparation
 
 import recbole_basrec  # noqa: F401

@@ -261,7 +261,7 @@ def test_two_ranks_stay_identical_and_evaluate_as_one_process(tmp_path):
     """Stage 1 then stage 2 on 2 gloo processes: identical parameters after every step, and the
     first step's averaged gradient is one process's gradient on the whole global batch, so the
     learning rate needs no scaling. 63 users: the sampler pads the last evaluation rows."""
-    from conftest import write_tiny_dataset
+    from helpers import write_tiny_dataset
 
     write_tiny_dataset(str(tmp_path / "data"), name="odd", n_users=63)
     no_dropout = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
@@ -312,7 +312,7 @@ def test_authors_checkpoint_as_pretrained_path_under_two_ranks(tiny_setup, tiny_
     _check_ranks_agree("GRU4Rec", settings, ranks)
     # stage 2 started from the converted checkpoint on both ranks (rank 0 read it, then sent it)
     model, trainer, _ = _single_process("GRU4Rec", settings)
-    trainer._load_weights(path)
+    trainer.load_weights(path)
     loaded = torch.cat([p.detach().flatten() for p in model.parameters()])
     initial = torch.cat([v.flatten() for k, v in ranks[0]["initial"].items() if k in dict(model.named_parameters())])
     assert not torch.equal(initial, loaded)  # not where the ranks' models were initialised

@@ -1,15 +1,21 @@
-"""Every bad input of docs/errors.md: exit code 2 and the one stderr line the table shows."""
+"""Every bad input of docs/errors.md: exit code 2 and the one stderr line the table shows,
+with nothing printed before it."""
 import os
 import pickle
 import re
 import sys
+import urllib.error
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, write_tiny_dataset
+
 sys.path.insert(0, ROOT)
 from run_recbole_basrec import cli  # noqa: E402
+
+COMMON = ["--MAX_ITEM_LIST_LENGTH=10", "--seed=0", "--train_batch_size=32", "--eval_batch_size=64"]
+TINY_RUN = ["--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1"] + COMMON
 
 
 def _table():
@@ -30,23 +36,53 @@ class _Payload:
         return (os.system, ("echo pwned",))
 
 
-def _write(path, text):
+def _write(path, text, mode="w"):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
+    with open(path, mode) as f:
         f.write(text)
-    return path
+    return str(path)
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, tiny_data_path_module):
+def trained_run(tmp_path_factory, tiny_data):
+    """One finished one-epoch run on the tiny dataset: its best and last checkpoints."""
+    folder = str(tmp_path_factory.mktemp("run"))
+    code = cli(["--dataset=tiny", f"--data_path={tiny_data}", "--epochs=1", f"--checkpoint_dir={folder}", *TINY_RUN])
+    assert code == 0
+    best = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pth") and "-last" not in f]
+    return best[0], best[0].replace(".pth", "-last.pth")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("tiny"))
+    write_tiny_dataset(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_data, trained_run):
     tmp = tmp_path_factory.mktemp("bad")
     data = str(tmp / "data")
     header = "user_id:token\titem_id:token\ttimestamp:float\n"
+    rows = "".join(f"{u}\t{i}\t{i}\n" for u in range(1, 20) for i in range(1, 6))
     _write(f"{data}/nohdr/nohdr.inter", "user_id\titem_id\ttimestamp\n1\t2\t3\n")
     _write(f"{data}/two/two.inter", header + "".join(f"{u}\t{u}\t1\n{u}\t{u + 1}\t2\n" for u in range(1, 20)))
     _write(f"{data}/dates/dates.inter",
            header + "".join(f"{u}\t{i}\t2024-01-0{i}\n" for u in range(1, 20) for i in range(1, 5)))
+    _write(f"{data}/empty/empty.inter", "")
+    _write(f"{data}/headeronly/headeronly.inter", header)
+    _write(f"{data}/bom/bom.inter", ("\ufeff" + header + rows).encode("utf-8"), "wb")
+    _write(f"{data}/binary/binary.inter", bytes(range(256)) * 8, "wb")
+    _write(f"{data}/nantime/nantime.inter", header + rows + "1\t7\t\n")
+    _write(f"{data}/nouser/nouser.inter", "member:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
     bad_yaml = _write(str(tmp / "bad.yaml"), "epochs: [1\n")
+    typo_yaml = _write(str(tmp / "typo.yaml"), "n_pair: 2\n")
+    nan_yaml = _write(str(tmp / "nan.yaml"), "beta: .nan\n")
+    inf_yaml = _write(str(tmp / "inf.yaml"), "beta: .inf\n")
+    list_yaml = _write(str(tmp / "list.yaml"), "- epochs: 2\n- beta: 0.3\n")
+    twice_yaml = _write(str(tmp / "twice.yaml"), "epochs: 2\nbeta: 0.3\nepochs: 3\n")
+    binary_yaml = _write(str(tmp / "binary.yaml"), b"\xff\xfe\x00\x01", "wb")
     notes = _write(str(tmp / "notes.txt"), "not a checkpoint\n")
     malicious = str(tmp / "malicious.pth")
     with open(malicious, "wb") as f:
@@ -60,66 +96,154 @@ def inputs(tmp_path_factory, tiny_data_path_module):
                 "item_encoder.layer.0.attention.query.weight": torch.zeros(16, 16)}, authors)
     other = str(tmp / "other.pth")
     torch.save({"state_dict": {"item_embedding.weight": torch.zeros(5, 16)}}, other)
-    tiny = tiny_data_path_module
-    small = ["--epochs=1", "--hidden_size=16", "--inner_size=32", "--embedding_size=16", "--n_layers=1",
-             "--n_heads=1", "--MAX_ITEM_LIST_LENGTH=10", "--seed=0", "--checkpoint_dir=" + str(tmp)]
-    on_tiny = ["--dataset=tiny", f"--data_path={tiny}"] + small
+    a_file = _write(str(tmp / "a-file"), "x")
+    best, last = trained_run
+
+    def run(*extra, dataset="tiny", path=tiny_data, sizes=TINY_RUN):
+        """``extra`` over a small one-epoch run: a key in ``extra`` replaces the base's."""
+        given = {arg.partition("=")[0] for arg in extra}
+        base = [f"--dataset={dataset}", f"--data_path={path}", "--epochs=1", *sizes, f"--checkpoint_dir={tmp}/saved"]
+        return list(extra) + [arg for arg in base if arg.partition("=")[0] not in given]
+
+    def on(name):
+        return run(dataset=name, path=data)
+
     return {
-        "unknown-model": ["--model=Nope"] + on_tiny,
-        "refused-model": ["--model=BERT4Rec"] + on_tiny,
-        "generic-sequence-mode": ["--model=NARM", "--train_mode=sequence"] + on_tiny,
-        "unknown-tta": ["--tta=tdrop"] + on_tiny,
-        "missing-dataset": ["--dataset=nowhere", f"--data_path={data}"] + small,
-        "malformed-header": ["--dataset=nohdr", f"--data_path={data}"] + small,
-        "two-interactions": ["--dataset=two", f"--data_path={data}"] + small,
-        "text-timestamps": ["--dataset=dates", f"--data_path={data}"] + small,
-        "yaml-syntax": [f"--config_files={bad_yaml}"] + on_tiny,
-        "missing-config-file": [f"--config_files={tmp}/nope.yaml"] + on_tiny,
-        "bad-argument": ["epochs=2"] + on_tiny,
-        "beta-zero": ["--beta=0"] + on_tiny,
-        "swapped-rates": ["--rate_min=0.8", "--rate_max=0.3"] + on_tiny,
-        "rate-above-one": ["--rate_max=1.5"] + on_tiny,
-        "negative-n-pairs": ["--n_pairs=-1"] + on_tiny,
-        "unknown-train-mode": ["--train_mode=foo"] + on_tiny,
-        "unknown-loss-type": ["--loss_type=foo"] + on_tiny,
-        "unknown-align": ["--align=left"] + on_tiny,
-        "unknown-ssa-weighting": ["--ssa_weighting=mean"] + on_tiny,
-        "mask-not-bool": ["--eval_mask_history=yes"] + on_tiny,
-        "exact-score-not-bool": ["--exact_valid_score=1.5"] + on_tiny,
-        "length-below-two": on_tiny + ["--MAX_ITEM_LIST_LENGTH=1"],
-        "missing-checkpoint": ["--pretrained_path=/no/such.pth"] + on_tiny,
-        "not-a-checkpoint": [f"--pretrained_path={notes}"] + on_tiny,
-        "malicious-checkpoint": [f"--pretrained_path={malicious}"] + on_tiny,
-        "recbole-checkpoint": [f"--pretrained_path={recbole_style}"] + on_tiny,
-        "wrong-backbone-checkpoint": ["--model=GRU4Rec", f"--pretrained_path={authors}"] + on_tiny,
-        "other-dataset-checkpoint": [f"--pretrained_path={other}"] + on_tiny,
+        "unknown-model": run("--model=Nope", sizes=COMMON),
+        "refused-model": run("--model=BERT4Rec", sizes=COMMON),
+        "generic-sequence-mode": run("--model=NARM", "--train_mode=sequence", sizes=COMMON),
+        "unknown-tta": run("--tta=tdrop"),
+        "missing-dataset": run(dataset="nowhere", path=data),
+        "malformed-header": on("nohdr"),
+        "no-user-column": on("nouser"),
+        "two-interactions": on("two"),
+        "text-timestamps": on("dates"),
+        "empty-file": on("empty"),
+        "header-only-file": on("headeronly"),
+        "byte-order-mark": on("bom"),
+        "binary-file": on("binary"),
+        "missing-timestamp": on("nantime"),
+        "yaml-syntax": run(f"--config_files={bad_yaml}"),
+        "yaml-list": run(f"--config_files={list_yaml}"),
+        "yaml-key-twice": run(f"--config_files={twice_yaml}"),
+        "yaml-binary": run(f"--config_files={binary_yaml}"),
+        "missing-config-file": run(f"--config_files={tmp}/nope.yaml"),
+        "bad-argument": run("epochs=2"),
+        "argument-twice": run() + ["--epochs=2"],
+        "unknown-key": run("--n_pair=2"),
+        "unknown-key-in-yaml": run(f"--config_files={typo_yaml}"),
+        "other-tools-key": run("--lr=1e9"),
+        "key-in-wrong-case": run("--max_item_list_length=10"),
+        "other-backbones-key": run("--model=GRU4Rec", "--n_heads=2", sizes=COMMON),
+        "derived-key": run("--MODEL_TYPE=1"),
+        "beta-zero": run("--beta=0"),
+        "beta-negative": run("--beta=-1.5"),
+        "beta-overflow": run("--beta=1e400"),
+        "beta-nan-in-yaml": run(f"--config_files={nan_yaml}"),
+        "beta-inf-in-yaml": run(f"--config_files={inf_yaml}"),
+        "beta-text": run("--beta=wide"),
+        "swapped-rates": run("--rate_min=0.8", "--rate_max=0.3"),
+        "rate-above-one": run("--rate_max=1.5"),
+        "rate-zero": run("--rate_min=0"),
+        "negative-n-pairs": run("--n_pairs=-1"),
+        "fractional-rounds": run("--n_whole_level=1.5"),
+        "negative-weight": run("--aml_weight=-1"),
+        "unknown-train-mode": run("--train_mode=foo"),
+        "unknown-windows": run("--sequence_windows=first"),
+        "unknown-loss-type": run("--loss_type=foo"),
+        "unknown-align": run("--align=left"),
+        "unknown-ssa-weighting": run("--ssa_weighting=mean"),
+        "unknown-similarity": run("--similarity_model=Item2Vec"),
+        "basrec-not-bool": run("--basrec=yes"),
+        "reorder-not-bool": run("--reorder_keep_last=2"),
+        "mask-not-bool": run("--eval_mask_history=yes"),
+        "exact-score-not-bool": run("--exact_valid_score=1.5"),
+        "tta-views-zero": run("--tta=tmask", "--tta_views=0"),
+        "tta-noise-swapped": run("--tta_noise=[1.0,0.5]"),
+        "tta-noise-overflow": run("--tta_noise=[0,1e400]"),
+        "tta-noise-huge": run("--tta_noise=[0,1e30]"),
+        "tta-noise-not-a-pair": run("--tta_noise=0.5"),
+        "tta-mask-rate-one": run("--tta_mask_rate=1"),
+        "length-below-two": run("--MAX_ITEM_LIST_LENGTH=1"),
+        "length-text": run("--MAX_ITEM_LIST_LENGTH=abc"),
+        "epochs-zero": run("--epochs=0"),
+        "epochs-negative": run("--epochs=-1"),
+        "epochs-text": run("--epochs=abc"),
+        "epochs-fractional": run("--epochs=1.5"),
+        "learning-rate-zero": run("--learning_rate=0"),
+        "learning-rate-text": run("--learning_rate=abc"),
+        "weight-decay-negative": run("--weight_decay=-0.1"),
+        "batch-size-zero": run("--train_batch_size=0"),
+        "eval-batch-fractional": run("--eval_batch_size=2.5"),
+        "seed-text": run("--seed=abc"),
+        "seed-negative": run("--seed=-3"),
+        "stopping-step-negative": run("--stopping_step=-1"),
+        "never-validates": run("--valid_start_epoch=5"),
+        "stage1-never-validates": run("--stage1_epochs=2", "--valid_start_epoch=3", "--epochs=5"),
+        "eval-step-beyond-epochs": run("--eval_step=3"),
+        "valid-metric-unknown": run("--valid_metric=Bogus@10"),
+        "valid-metric-cutoff": run("--valid_metric=NDCG@7"),
+        "unknown-metric": run("--metrics=['Hit','Bogus']"),
+        "topk-zero": run("--topk=[0,10]"),
+        "checkpoint-dir-under-file": run(f"--checkpoint_dir={a_file}/saved"),
+        "checkpoint-dir-unreachable": run("--checkpoint_dir=/proc/nope"),
+        "wandb-missing": run("--log_wandb=True"),
+        "nproc": run("--nproc=2"),
+        "missing-checkpoint": run("--pretrained_path=/no/such.pth"),
+        "not-a-checkpoint": run(f"--pretrained_path={notes}"),
+        "malicious-checkpoint": run(f"--pretrained_path={malicious}"),
+        "recbole-checkpoint": run(f"--pretrained_path={recbole_style}"),
+        "wrong-backbone-checkpoint": run("--model=GRU4Rec", f"--pretrained_path={authors}", sizes=COMMON),
+        "other-dataset-checkpoint": run(f"--pretrained_path={other}"),
+        "resume-best-checkpoint": [f"--resume={best}"],
+        "resume-changed-setting": [f"--resume={last}", "--n_pairs=3", "--beta=0.5"],
+        "resume-other-model": [f"--resume={last}", "--model=GRU4Rec"],
+        "resume-missing": ["--resume=/no/such-last.pth"],
     }
 
 
-@pytest.fixture(scope="module")
-def tiny_data_path_module(tmp_path_factory):
-    from conftest import write_tiny_dataset
-
-    root = tmp_path_factory.mktemp("tiny")
-    write_tiny_dataset(str(root))
-    return str(root)
-
-
-def test_the_table_lists_every_case(inputs):
+def test_the_table_lists_every_case_and_at_least_sixty(inputs):
     assert set(TABLE) == set(inputs)
+    assert len(TABLE) >= 60
 
 
-@pytest.mark.parametrize("case", sorted(TABLE))
-def test_bad_input_gets_the_tables_one_line(case, inputs, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["run_recbole_basrec.py"])  # RecBole's Config also reads argv
-    assert cli(inputs[case]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+def _one_line(case, capsys):
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert captured.out.strip() == "", captured.out  # nothing of RecBole's before the error
     assert len(err) == 1, err
     pattern = ".*".join(re.escape(part) for part in TABLE[case].split("…"))
     assert re.fullmatch(pattern, err[0]), (err[0], TABLE[case])
 
 
-@pytest.mark.parametrize("case", ["beta-zero", "two-interactions", "not-a-checkpoint", "yaml-syntax"])
+@pytest.mark.parametrize("case", sorted(TABLE))
+def test_bad_input_gets_the_tables_one_line(case, inputs, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["run_recbole_basrec.py"])
+    if case == "wandb-missing":
+        monkeypatch.setitem(sys.modules, "wandb", None)  # wandb absent, whatever this machine has
+    capsys.readouterr()
+    assert cli(inputs[case]) == 2
+    _one_line(case, capsys)
+
+
+def test_an_offline_download_names_the_url_and_the_folder(tmp_path, monkeypatch, capsys):
+    import recbole.utils.url as url
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(url.ur, "urlopen", offline)
+    monkeypatch.setattr(sys, "argv", ["run_recbole_basrec.py"])
+    code = cli(["--dataset=ml-1m", f"--data_path={tmp_path}", "--epochs=1", f"--checkpoint_dir={tmp_path}/saved"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "downloading it from https://" in err[0] and "ml-1m.zip" in err[0], err
+    assert f"into {tmp_path}/ml-1m" in err[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["beta-zero", "two-interactions", "not-a-checkpoint", "beta-nan-in-yaml",
+                                  "epochs-fractional", "valid-metric-unknown", "argument-twice"])
 def test_the_console_shows_only_that_line(case, inputs):
     """In a real process (RecBole's own logging and warnings included), stderr is one line."""
     import subprocess
@@ -130,6 +254,7 @@ def test_the_console_shows_only_that_line(case, inputs):
         env={**os.environ, "PYTHONPATH": ROOT},
     )
     assert proc.returncode == 2
+    assert proc.stdout.strip() == ""
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     pattern = ".*".join(re.escape(part) for part in TABLE[case].split("…"))
     assert re.fullmatch(pattern, proc.stderr.strip())

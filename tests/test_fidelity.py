@@ -3,7 +3,7 @@ pairing, M-Reorder's window, presets and the authors' checkpoints, on tiny hand-
 import numpy as np
 import pytest
 import torch
-from conftest import read_raw_sequences
+from helpers import read_raw_sequences
 from recbole.model.sequential_recommender import GRU4Rec, SASRec
 
 import recbole_basrec  # noqa: F401
@@ -265,7 +265,7 @@ def test_an_authors_checkpoint_round_trips(setup, tmp_path, backbone):
     torch.save(_as_authors(model, dataset), path)
     for p in model.parameters():
         torch.nn.init.zeros_(p)
-    trainer._load_weights(str(path))
+    trainer.load_weights(str(path))
     assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
 
 
@@ -281,7 +281,7 @@ def test_tta4sr_gru4rec_checkpoint_with_recbole_table_name_loads(setup, tmp_path
     for path in (tmp_path / "tta4sr.pt", tmp_path / "bare.pt"):
         for p in model.parameters():
             torch.nn.init.zeros_(p)
-        trainer._load_weights(str(path))
+        trainer.load_weights(str(path))
         assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
 
 
@@ -292,15 +292,15 @@ def test_wrong_authors_checkpoints_are_refused(setup, tmp_path):
     _, _, gru, gru_trainer, _ = setup("GRU4Rec")
     torch.save(good, path)
     with pytest.raises(ValueError, match="authors' SASRec checkpoint but the model is GRU4Rec"):
-        gru_trainer._load_weights(str(path))
+        gru_trainer.load_weights(str(path))
     bigger = dict(good, **{"item_embeddings.weight": torch.randn(good["item_embeddings.weight"].size(0) + 5, 16)})
     torch.save(bigger, path)
     with pytest.raises(ValueError, match="trained on another dataset"):
-        trainer._load_weights(str(path))
+        trainer.load_weights(str(path))
     _, _, wide, wide_trainer, _ = setup("SASRec", hidden_size=32, inner_size=64)
     torch.save(good, path)
     with pytest.raises(ValueError, match="does not fit this SASRec.*set the model size"):
-        wide_trainer._load_weights(str(path))
+        wide_trainer.load_weights(str(path))
 
 
 def test_epochs_zero_with_an_authors_checkpoint_evaluates_it(setup, tiny_config_dict, tmp_path):

@@ -25,8 +25,8 @@ def run(*args, cwd=None):
     [
         (["--model=Casr"], "error: Unknown model 'Casr'. Valid models: a RecBole sequential model name"),
         (["--dataset=nowhere"], "error: Dataset 'nowhere' not found"),
-        (["--rate_min=0.8", "--rate_max=0.3"], "error: Invalid BASRec config: rate_min (0.8) > rate_max (0.3)"),
-        (["--beta=0"], "error: Invalid BASRec config: beta must be > 0"),
+        (["--rate_min=0.8", "--rate_max=0.3"], "error: rate_min (0.8) > rate_max (0.3); swap them."),
+        (["--beta=0"], "error: beta must be a number > 0, got 0."),
     ],
 )
 def test_bad_input_gives_one_line_error_and_exit_2(args, message, tmp_path):

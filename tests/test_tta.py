@@ -162,8 +162,8 @@ def test_stock_model_with_our_trainer_gets_tta(tiny_config_dict):
     ("tta", "tdrop", "tta must be one of none, tnoise, tmask"),
     ("tta_views", 0, "tta_views must be an integer >= 1"),
     ("tta_output_views", -1, "tta_output_views must be an integer >= 0"),
-    ("tta_noise", [1.0, 0.5], "tta_noise must be [low, high]"),
-    ("tta_mask_rate", 1.0, "tta_mask_rate must lie in [0, 1)"),
+    ("tta_noise", [1.0, 0.5], "tta_noise [1.0, 0.5] has low > high"),
+    ("tta_mask_rate", 1.0, "tta_mask_rate must be a number in [0, 1)"),
 ])
 def test_bad_tta_settings_get_one_line(tiny_setup, key, value, fragment):
     with pytest.raises(ValueError) as error:

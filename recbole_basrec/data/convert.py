@@ -37,6 +37,18 @@ def _parse_line(tokens, line_no):
     return ids
 
 
+def _lines(f, src):
+    """``(line number, line)`` of a text file; a one-line error naming the file if it is not UTF-8 text."""
+    line_no = 0
+    try:
+        for line_no, line in enumerate(f, start=1):
+            if "\x00" in line:
+                raise ValueError(f"{src} is binary, not a text file of 'user_id item_id ...' lines")
+            yield line_no, line
+    except UnicodeDecodeError:
+        raise ValueError(f"{src} is not UTF-8 text (line {line_no + 1}); give a text file of 'user_id item_id ...' lines") from None
+
+
 def convert(src, dest_dir, name=None):
     """Convert ``src`` (reference format) into ``dest_dir/name/name.inter``.
 
@@ -67,7 +79,7 @@ def convert(src, dest_dir, name=None):
     short_users = []  # (user, line, length) of users too short for an exact reference split
     n_inter = 0
     with open(src, "r", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+        for line_no, line in _lines(f, src):
             tokens = line.split()
             if not tokens:
                 continue  # blank lines (e.g. a trailing one) carry nothing
@@ -106,7 +118,10 @@ def convert(src, dest_dir, name=None):
         )
 
     out_dir = os.path.join(os.fspath(dest_dir), name)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"cannot write under {out_dir}: a file is in the way; choose another DEST_DIR") from None
     path = os.path.join(out_dir, f"{name}.inter")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(rows))

@@ -13,7 +13,6 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
-from recbole_basrec.config import complete_config
 
 #: Training-split field holding the next-item target of every input position (0 = none).
 TARGET_LIST_FIELD = "target_item_list"
@@ -50,8 +49,27 @@ def check_dataset_files(config):
             f"{os.path.abspath(path)}, set data_path to its parent folder, or convert the paper's format "
             f"with `python -m recbole_basrec.data.convert SRC.txt DEST_DIR`."
         )
-    with open(inter_file, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split(config["field_separator"])
+    with open(inter_file, "rb") as f:
+        head = f.read(1 << 16)
+    if not head:
+        raise ValueError(f"Atomic file {inter_file} is empty: write a header line and one interaction per line.")
+    if head.startswith(b"\xef\xbb\xbf"):
+        raise ValueError(
+            f"Atomic file {inter_file} starts with a byte-order mark (saved as 'UTF-8 with BOM'), which RecBole "
+            f"reads as part of the first column's name; save it as plain UTF-8."
+        )
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not just a character cut at the end of the sample
+            raise ValueError(f"Atomic file {inter_file} is not UTF-8 text; give a tab-separated text file.") from None
+        text = head[: error.start].decode("utf-8")
+    if "\x00" in text:
+        raise ValueError(f"Atomic file {inter_file} is binary, not text; give a tab-separated text file.")
+    lines = text.splitlines()
+    header = lines[0].rstrip("\r").split(config["field_separator"])
+    if not any(line.strip() for line in lines[1:]):
+        raise ValueError(f"Atomic file {inter_file} has a header but no interactions: add one interaction per line.")
     fields = {}
     for column in header:
         field, _, ftype = column.partition(":")
@@ -157,12 +175,27 @@ def sequence_windows(user_ptr, items, max_len, last_only=False):
     return users, inputs, targets, lengths
 
 
+def _target_in_history(full_ptr, full_items, users, targets, history_length):
+    """How many rows' target item occurs among that user's first ``history_length`` items."""
+    n_users = len(full_ptr) - 1
+    owner = np.repeat(np.arange(n_users), np.diff(full_ptr))
+    position = np.arange(len(full_items)) - full_ptr[owner]
+    pair = owner.astype(np.int64) * (int(full_items.max(initial=0)) + 1) + full_items
+    order = np.lexsort((position, pair))
+    unique, start = np.unique(pair[order], return_index=True)
+    first_position = position[order][start]
+    row_pair = users.astype(np.int64) * (int(full_items.max(initial=0)) + 1) + targets
+    index = np.searchsorted(unique, row_pair)
+    index = np.minimum(index, len(unique) - 1)
+    found = unique[index] == row_pair
+    return int(np.sum(found & (first_position[index] < history_length)))
+
+
 class BASRecDataset(SequentialDataset):
     """:class:`SequentialDataset` that also offers BASRec's ``sequence`` training protocol and
     exposes each user's training sequence (for the item similarity of M-Substitute)."""
 
     def __init__(self, config):
-        complete_config(config)
         check_dataset_files(config)
         try:
             super().__init__(config)
@@ -174,6 +207,33 @@ class BASRecDataset(SequentialDataset):
                 f"{error} in {inter_file}: every value of a ':float' column must be a number "
                 f"(write timestamps as numbers, e.g. Unix seconds, or declare the column ':token')."
             ) from None
+
+    def _data_filtering(self):
+        self._refuse_missing_times()
+        self._drop_exact_duplicates()
+        super()._data_filtering()
+
+    def _refuse_missing_times(self):
+        # RecBole would fill them with the column mean, which reorders the user's sequence.
+        if self.time_field not in self.inter_feat:
+            return
+        missing = int(self.inter_feat[self.time_field].isna().sum())
+        if missing:
+            raise ValueError(
+                f"Dataset '{self.dataset_name}': {missing} of {len(self.inter_feat)} interactions have no "
+                f"{self.time_field}; fill them in or drop those rows (leave-one-out orders each user's items by time)."
+            )
+
+    def _drop_exact_duplicates(self):
+        fields = [f for f in (self.uid_field, self.iid_field, self.time_field) if f in self.inter_feat]
+        duplicated = self.inter_feat.duplicated(subset=fields)
+        count = int(duplicated.sum())
+        if count:
+            self.inter_feat = self.inter_feat[~duplicated.to_numpy()]
+            self.logger.warning(
+                f"Dataset '{self.dataset_name}': dropped {count} duplicated ({', '.join(fields)}) rows of "
+                f"{count + len(self.inter_feat)}; a copy of an evaluation target would sit in its own history."
+            )
 
     def build(self):
         built = super().build()
@@ -190,12 +250,36 @@ class BASRecDataset(SequentialDataset):
             train = self._windowed_train_split(user_ptr, items)
         train.basrec_train_sequences = (user_ptr, items)
         full_ptr, full_items, lengths = eval_histories(user_ptr, items, built[1:])
+        self._warn_about_evaluation(built, full_ptr, full_items, lengths)
         self.set_field_property(HISTORY_LENGTH_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
         for split, length in zip(built[1:], lengths):
             split.inter_feat.update(Interaction({HISTORY_LENGTH_FIELD: torch.from_numpy(length)}))
             # Read by the trainer to exclude each user's history from the full ranking.
             split.basrec_history = (full_ptr, full_items)
         return [train] + list(built[1:])
+
+    def _warn_about_evaluation(self, built, full_ptr, full_items, lengths):
+        """Say how many users are not evaluated, and how many targets the history mask hides."""
+        evaluated = np.union1d(*(split.inter_feat[self.uid_field].numpy() for split in built[1:]))
+        users = self.user_num - 1  # id 0 is padding
+        if len(evaluated) < users:
+            self.logger.warning(
+                f"Dataset '{self.dataset_name}': {users - len(evaluated)} of {users} users have fewer than 3 "
+                f"interactions and are not evaluated (leave-one-out needs a train, a valid and a test item)."
+            )
+        if not self.config["eval_mask_history"]:
+            return
+        names = ("validation", "test")
+        for name, split, length in zip(names, built[1:], lengths):
+            user = split.inter_feat[self.uid_field].numpy()
+            target = split.inter_feat[self.iid_field].numpy()
+            repeated = _target_in_history(full_ptr, full_items, user, target, length)
+            if repeated:
+                self.logger.warning(
+                    f"Dataset '{self.dataset_name}': {repeated} of {len(user)} {name} targets also occur earlier "
+                    f"in the user's history, which eval_mask_history=True removes from the ranking, so they "
+                    f"count as misses; set eval_mask_history=False to rank repeats."
+                )
 
     def _windowed_train_split(self, user_ptr, items):
         max_len = self.config["MAX_ITEM_LIST_LENGTH"]

@@ -32,7 +32,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-METHODS = ("ItemCF_IUF", "ItemCF", "Random")
+from recbole_basrec.config.schema import SIMILARITY_MODELS
+
+METHODS = SIMILARITY_MODELS
 
 # Relative tolerance under which two similarities of one row count as a tie.
 _TIE_RTOL = 1e-12

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType
 
-from recbole_basrec.config import complete_config
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, drop_last_items, training_sequences
 from recbole_basrec.model import augmentation as aug
 
@@ -61,8 +60,8 @@ class BASRec:
     (``predict``, ``full_sort_predict``) is the backbone's own.
     """
 
-    # Lets RecBole's Config accept our models when ``loss_type`` comes from our defaults,
-    # which are filled in after Config checks; complete_config sets the real input type.
+    # RecBole's Config reads a model's input type from its class; the configuration hook then
+    # sets the one that ``loss_type`` needs.
     input_type = InputType.POINTWISE
     #: Whether position t's output can depend on items after t (then only prefix mode is leak-free).
     sees_future = False
@@ -71,7 +70,6 @@ class BASRec:
     trims_padding = True
 
     def __init__(self, config, dataset):
-        complete_config(config)
         loss_type = config["loss_type"]
         # Stock backbones know BPR and CE only; BCE uses the same sampled negatives as BPR.
         config["loss_type"] = "BPR" if loss_type == "BCE" else loss_type
@@ -155,7 +153,7 @@ class BASRec:
 
         With ``trim`` (and a backbone whose real outputs ignore padding), the batch is encoded
         per group of similar lengths, each group cut to its longest sequence: only padding is
-        skipped, which is most of the work on short-sequence data (86% of positions on Beauty).
+        skipped, which is most of the work on data of short sequences.
         Outputs at padding positions are then not the encoder's (zeros); callers that read
         them (CSA partners) pass ``trim=False``. ``item_emb`` is the ``(B, L, D)`` input, or a
         function ``(rows, cols) -> input`` of those rows and columns, so that an input built per

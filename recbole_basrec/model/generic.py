@@ -23,63 +23,19 @@ BASRec's losses train. Any other model is refused at start-up with the reason. P
 initialisation and inference are the stock model's: its checkpoints load either way.
 """
 import functools
-import inspect
 
 import torch
 from torch import nn
 
+from recbole_basrec.config.models import check_servable, refusal
 from recbole_basrec.model.basrec import BASRec
 from recbole_basrec.model.input_embedding import replace_input_embedding
 
-#: ``forward`` argument names used by RecBole's models -> what the generic path passes.
-_ARGUMENTS = {"item_seq": "seq", "seq_item": "seq", "item_seq_len": "len", "seq_item_len": "len", "user": "user"}
-
-#: Stock models refused for reasons a probe batch cannot show (or before they could be built).
-KNOWN_REFUSALS = {
-    "BERT4Rec": "trains a masked-item objective over the whole sequence, not next-item prediction",
-    "S3Rec": "is a self-supervised pre-training model over item attributes",
-    "FDSA": "reads item feature fields as well, which fused views cannot carry",
-    "GRU4RecF": "reads item feature fields as well, which fused views cannot carry",
-    "SASRecF": "reads item feature fields as well, which fused views cannot carry",
-    "GRU4RecKG": "needs knowledge-graph data",
-    "KSR": "needs knowledge-graph data",
-    "TransRec": "scores items by a translation distance, not by a dot product with item_embedding",
-    "DIN": "scores one candidate at a time from feature fields (a click-through model)",
-    "DIEN": "scores one candidate at a time from feature fields (a click-through model)",
-}
-
-
-def refusal(model_name, reason):
-    return ValueError(
-        f"{model_name} cannot be trained with BASRec: it {reason}. "
-        f"Served models are listed in the README (section 'Any RecBole sequential model')."
-    )
-
-
-def forward_arguments(backbone):
-    """What each of ``backbone.forward``'s arguments is (``seq``, ``len``, ``user``), or raise."""
-    names = list(inspect.signature(backbone.forward).parameters)[1:]
-    unknown = [n for n in names if n not in _ARGUMENTS]
-    if unknown or "seq" not in [_ARGUMENTS.get(n) for n in names]:
-        raise refusal(
-            backbone.__name__,
-            f"takes forward({', '.join(names)}); the generic path passes only the item sequence, its length and the user",
-        )
-    return tuple(_ARGUMENTS[n] for n in names)
-
-
-def check_servable(backbone):
-    """Refuse, before anything is built, a stock model the generic path can never serve."""
-    if backbone.__name__ in KNOWN_REFUSALS:
-        raise refusal(backbone.__name__, KNOWN_REFUSALS[backbone.__name__])
-    return forward_arguments(backbone)
-
-
 class GenericBASRec(BASRec):
     """BASRec mixed into a stock model through its ``item_embedding`` and ``forward``
-    (see the module docstring). Use via :func:`basrec_model`."""
+    (see the module docstring). Use via :func:`generic_basrec_class`."""
 
-    #: The stock class; set by :func:`basrec_model`.
+    #: The stock class; set by :func:`generic_basrec_class`.
     backbone = None
     trims_padding = False
 
@@ -169,7 +125,7 @@ class GenericBASRec(BASRec):
 
 
 @functools.lru_cache(maxsize=None)
-def basrec_model(backbone):
+def generic_basrec_class(backbone):
     """The class ``BASRec<backbone name>``: ``backbone`` trained with BASRec (generic path)."""
     name = f"BASRec{backbone.__name__}"
     doc = (

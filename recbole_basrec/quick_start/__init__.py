@@ -1,1 +1,8 @@
-from recbole_basrec.quick_start.quick_start import load_data_and_model, run_recbole_basrec
+from recbole_basrec.quick_start.quick_start import (
+    Pipeline,
+    build,
+    build_config,
+    install,
+    load_data_and_model,
+    run_recbole_basrec,
+)

@@ -1,4 +1,5 @@
-"""RecBole-style entry points: one call trains, validates and tests a model."""
+"""RecBole-style entry points: one call builds, trains, validates and tests a model."""
+import dataclasses
 import logging
 import os
 from logging import getLogger
@@ -7,42 +8,141 @@ from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
-from recbole_basrec.config import (
-    complete_config,
-    default_config_files,
-    load_yaml,
-    resolve_model_name,
-    warn_if_gpu_missing,
-)
+from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolve_model_name, warn_if_gpu_missing
+from recbole_basrec.config.models import is_ours
+from recbole_basrec.config.snapshot import changed_settings, settings_of
+from recbole_basrec.console import CONSOLE, quiet_console
+from recbole_basrec.trainer.trainer import load_checkpoint, remove_stale_temporaries
 
 
 class Interrupted(Exception):
     """Training was stopped with Ctrl-C; what was saved so far is named in the message."""
 
 
-def _check_config_files(files):
-    import yaml
-
-    for path in files:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file '{path}' not found; check the path given to --config_files.")
-        try:
-            load_yaml(path)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(error, "problem", None) or type(error).__name__
-            raise ValueError(f"Config file '{path}' is not valid YAML{where} ({problem}); fix it there.") from None
-
-
-def build_config(model, dataset, config_file_list=None, config_dict=None):
-    """A RecBole ``Config`` for ``model`` (backbone or our name) with our defaults underneath
-    the user's files, dict and command line."""
+def build_config(model, dataset, config_file_list=None, config_dict=None, read_command_line=False):
+    """A RecBole ``Config`` for ``model`` (backbone or our name): our defaults beneath the
+    user's files and dict, checked by the configuration hook. ``sys.argv`` is read by RecBole
+    only with ``read_command_line`` (our runner parses it itself)."""
     model_name = resolve_model_name(model)
-    _check_config_files(list(config_file_list or []))
-    files = default_config_files(model_name, dataset) + list(config_file_list or [])
-    config = Config(model=model_name, dataset=dataset, config_file_list=files, config_dict=config_dict)
-    return complete_config(config)
+    if read_command_line:
+        return Config(model=model_name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    with command_line_read_by_caller():
+        return Config(model=model_name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """Everything a run is made of, built in RecBole's order."""
+
+    config: Config
+    dataset: object
+    train_data: object
+    valid_data: object
+    test_data: object
+    model: object
+    trainer: object = None
+    #: What the resumed checkpoint held (None for a fresh run).
+    resumed: dict = None
+
+
+def resume_settings(resume_file, model=None, dataset=None, config_file_list=None, config_dict=None):
+    """``(model, dataset, config_dict)`` that continue the run of ``resume_file``: its recorded
+    configuration, with what the user gives now on top where a resumed run may change it.
+    Refuses a best-model checkpoint and any change of a setting the checkpoint fixes."""
+    checkpoint = load_checkpoint(resume_file)
+    snapshot = checkpoint.get("config") or {}
+    if "epochs" not in checkpoint or not snapshot:
+        last = str(resume_file).replace(".pth", "-last.pth")
+        use = f"resume from '{last}', written after every epoch" if os.path.isfile(last) else \
+            "resume from the run's '-last.pth' file, written after every epoch"
+        raise ValueError(f"'{resume_file}' is a best-model checkpoint, not a run's last state: {use}.")
+    saved_model, saved_dataset, settings = settings_of(snapshot)
+    requested = {}
+    for path in config_file_list or ():
+        requested.update(load_yaml(path))
+    requested.update(config_dict or {})
+    if model is not None and resolve_model_name(model) != saved_model:
+        requested["model"] = resolve_model_name(model)
+    if dataset is not None and dataset != saved_dataset:
+        requested["dataset"] = dataset
+    fixed = {k: v for k, v in requested.items() if k not in ("model", "dataset")}
+    changed = [k for k in ("model", "dataset") if k in requested] + changed_settings(snapshot, fixed)
+    if changed:
+        shown = ", ".join(f"{k}={requested[k]!r} (checkpoint: {snapshot.get(k)!r})" for k in changed)
+        raise ValueError(
+            f"'{resume_file}' was trained with other settings than given now: {shown}; "
+            f"drop them to resume, or start a new run without --resume."
+        )
+    settings.update({k: v for k, v in requested.items() if k not in ("model", "dataset")})
+    return saved_model, saved_dataset, settings
+
+
+def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, data=None,
+          trainer=True):
+    """Config, data, model and trainer of one run, seeded, before any training, as RecBole's
+    ``run_recbole`` builds them. Every input is checked before RecBole logs anything.
+
+    Args:
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names (``BASRecSASRec``, ...).
+        dataset (str): RecBole dataset name, read from ``data_path``.
+        config_file_list (list of str): YAML files, over our defaults.
+        config_dict (dict): overrides, over the files.
+        resume_file (str): a run's ``-last.pth`` to continue: model, dataset and settings come
+            from it (see :func:`resume_settings`); otherwise ``pretrained_path``, when set, is
+            loaded now so a checkpoint that does not fit fails before training.
+        data (Pipeline): an earlier pipeline whose dataset and loaders are reused (same data
+            settings), instead of loading them again.
+        trainer (bool): also build the trainer.
+
+    Returns:
+        Pipeline: config, dataset, the three loaders, model and trainer (None without ``trainer``).
+    """
+    if resume_file:
+        model, dataset, config_dict = resume_settings(resume_file, model, dataset, config_file_list, config_dict)
+        config_file_list = None
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    quiet_console()
+    logger = getLogger()
+    warn_if_gpu_missing(config)
+    # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
+    # is then all the log shows.
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        if data is None:
+            dataset = create_dataset(config)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+        else:
+            dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
+        if trainer:
+            pipeline.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+            remove_stale_temporaries(config["checkpoint_dir"])
+            if resume_file:
+                pipeline.resumed = pipeline.trainer.resume_checkpoint(resume_file)
+            elif config["pretrained_path"]:
+                pipeline.trainer.load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
+    finally:
+        logger.setLevel(level)
+    shown = CONSOLE if config["show_config"] else None  # the configuration dump: the log file's, unless asked
+    for part in (config, dataset, net):
+        logger.info(part, extra=shown)
+    if pipeline.resumed is not None:
+        logger.info(pipeline.trainer.resume_line(), extra=CONSOLE)
+    return pipeline
+
+
+def saved_files(trainer):
+    """``"best checkpoint so far: PATH; continue with --resume=PATH"``: what an interrupted run left."""
+    best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
+    last = getattr(trainer, "last_checkpoint_file", None)
+    resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
+    return f"best checkpoint so far: {best}{resume}"
 
 
 def run_recbole_basrec(
@@ -52,54 +152,32 @@ def run_recbole_basrec(
     """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names.
         dataset (str): RecBole dataset name, read from ``data_path``.
         config_file_list (list of str): YAML files, over our defaults.
         config_dict (dict): overrides, over the files.
         saved (bool): save the best checkpoint and test it (else test the final weights).
         callback_fn (callable): called as ``callback_fn(epoch_idx, valid_score)`` after each validation.
-        resume_file (str): continue an interrupted run from its ``-last.pth`` checkpoint.
+        resume_file (str): continue an interrupted run from its ``-last.pth`` checkpoint; model,
+            dataset and settings come from it (``epochs`` may be changed: the stage then runs
+            that many epochs in all).
 
     Returns:
         dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
         ``best_valid_result``, ``test_result``) plus ``saved_model_file`` and ``valid_history``.
     """
-    config = build_config(model, dataset, config_file_list, config_dict)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    pipeline = build(model, dataset, config_file_list, config_dict, resume_file)
+    config, trainer = pipeline.config, pipeline.trainer
     logger = getLogger()
-    warn_if_gpu_missing(config)
-
-    # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
-    # is then all the console shows.
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        dataset = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        if resume_file:
-            trainer.resume_checkpoint(resume_file)
-        elif config["pretrained_path"]:
-            trainer._load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
-    finally:
-        logger.setLevel(level)
-    logger.info(config)
-    logger.info(dataset)
-    logger.info(model)
-
     try:
         best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+            pipeline.train_data, pipeline.valid_data, saved=saved, show_progress=config["show_progress"],
+            callback_fn=callback_fn,
         )
     except KeyboardInterrupt:
-        best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
-        last = getattr(trainer, "last_checkpoint_file", None)
-        resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
-        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+        raise Interrupted(f"interrupted: {saved_files(trainer)}") from None
+    test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
     if not config["single_spec"]:  # DDP: this process's part is done (RecBole's run_recbole does the same)
@@ -116,18 +194,49 @@ def run_recbole_basrec(
     }
 
 
-def load_data_and_model(model_file, config_file_list=None, config_dict=None):
-    """Rebuild config, data and model from a checkpoint of our trainer (``weights_only`` load)."""
-    import torch
+def is_our_checkpoint(checkpoint):
+    snapshot = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    return isinstance(snapshot, dict) and is_ours(snapshot.get("model"))
 
-    checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
-    settings = dict(checkpoint["config"])
-    model_name, dataset_name = settings.pop("model"), settings.pop("dataset")
+
+def load_data_and_model(model_file, config_file_list=None, config_dict=None):
+    """Rebuild config, model, dataset and data loaders from a checkpoint of ours (read with
+    ``weights_only=True``), in the order of RecBole's ``load_data_and_model``."""
+    checkpoint = load_checkpoint(model_file)
+    if not is_our_checkpoint(checkpoint):
+        raise ValueError(f"Checkpoint '{model_file}' was not saved by recbole-basrec (it holds no configuration of ours).")
+    model_name, dataset_name, settings = settings_of(checkpoint["config"])
     settings.update(config_dict or {})
-    config = build_config(model_name, dataset_name, config_file_list, settings)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return config, model, dataset, train_data, valid_data, test_data
+    pipeline = build(model_name, dataset_name, config_file_list, settings, trainer=False)
+    pipeline.model.load_state_dict(checkpoint["state_dict"])
+    return (pipeline.config, pipeline.model, pipeline.dataset, pipeline.train_data, pipeline.valid_data,
+            pipeline.test_data)
+
+
+_stock_load_data_and_model = None
+
+
+def _load_data_and_model(model_file):
+    """RecBole's ``load_data_and_model``, which also reads our checkpoints."""
+    try:
+        checkpoint = load_checkpoint(model_file)
+    except (ValueError, FileNotFoundError):  # not weights-only: RecBole's own, or no file
+        checkpoint = None
+    if checkpoint is not None and is_our_checkpoint(checkpoint):
+        return load_data_and_model(model_file)
+    return _stock_load_data_and_model(model_file)
+
+
+def install():
+    """Let ``recbole.quick_start.load_data_and_model`` read our checkpoints (idempotent; a no-op
+    where RecBole's quick_start cannot be imported, e.g. without Ray, which it imports)."""
+    global _stock_load_data_and_model
+    try:
+        import recbole.quick_start as package
+        import recbole.quick_start.quick_start as module
+    except ImportError:
+        return
+    if _stock_load_data_and_model is None:
+        _stock_load_data_and_model = module.load_data_and_model
+    module.load_data_and_model = _load_data_and_model
+    package.load_data_and_model = _load_data_and_model

@@ -22,40 +22,26 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 
 from recbole_basrec import distributed
-from recbole_basrec.config import backbone_of, complete_config, default_config_dict, fill_tta_defaults
+from recbole_basrec.config import backbone_of, tta_settings
+from recbole_basrec.config.snapshot import config_snapshot
+from recbole_basrec.console import CONSOLE
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 from recbole_basrec.trainer.tta import augment_at_test_time
 
-_PLAIN = (str, int, float, bool, type(None))
+#: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
+#: BASRec has no stages; a BASRec model trains plain in stage 1 (optional), with BASRec in stage 2.
+NO_STAGES, STAGE_1, STAGE_2 = 0, 1, 2
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
-# Keys RecBole or complete_config rewrite into a form Config would not accept back as input.
-_DERIVED = {"train_neg_sample_args"}
-
-
-def _plain(value):
-    """``value`` if it is built of plain Python types, else None (so it is never pickled)."""
-    if isinstance(value, _PLAIN):
-        return value, True
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return [v for v, _ in items], all(ok for _, ok in items)
-    if isinstance(value, dict):
-        items = {k: _plain(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, all(ok for _, ok in items.values()) and all(
-            isinstance(k, str) for k in value
-        )
-    return None, False
 
 
 def keep_freed_memory():
     """Let glibc keep freed tensor memory in the process for the next training step.
 
     By default glibc serves blocks above 128 KiB with fresh ``mmap``s and hands them back on
-    free (and trims its heap), so every step faults its large tensors in again page by page:
-    about 18,000 page faults per SASRec BASRec step on Beauty (batch 256) on our 2-core VM.
+    free (and trims its heap), so every step faults its large tensors in again page by page.
     Here blocks up to 32 MiB come from the heap and up to 1 GiB of freed heap stays mapped.
     Returns False where the C library is not glibc (nothing is changed there)."""
     import ctypes
@@ -79,29 +65,40 @@ def save_atomically(state, path):
     os.replace(tmp, path)
 
 
-def _numpy_scalar_globals():
-    import importlib
+def remove_stale_temporaries(folder):
+    """Delete the temporary files of :func:`save_atomically` left in ``folder`` by a process
+    that was killed while writing. Returns the paths removed."""
+    import glob
+    import re
 
-    import numpy as np
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(str(folder)), "*.tmp-*")):
+        match = re.search(r"\.tmp-(\d+)$", path)
+        if not match:
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+            alive = pid != os.getpid()
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            try:
+                os.remove(path)
+            except FileNotFoundError:  # another rank of the same run removed it first
+                continue
+            removed.append(path)
+    return removed
 
-    core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
-    dtypes = [v for v in vars(np.dtypes).values() if isinstance(v, type)]
-    return [np.dtype, importlib.import_module(f"{core}.multiarray").scalar, *dtypes]
 
-
-def load_checkpoint(path, device="cpu", allow_numpy_scalars=False):
-    """Read a checkpoint safely; explain what to do with RecBole's pickled ones.
-
-    ``allow_numpy_scalars`` also admits numpy scalars (RecBole's metric values), for resume files
-    written before their metrics were stored as plain floats; nothing else is unpickled.
-    """
+def load_checkpoint(path, device="cpu"):
+    """Read a checkpoint with ``weights_only=True``; explain what to do with RecBole's pickled ones."""
     try:
         with warnings.catch_warnings():
             # torch warns about unusual pickle protocols before refusing them: our message says it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            if allow_numpy_scalars:
-                with torch.serialization.safe_globals(_numpy_scalar_globals()):
-                    return torch.load(path, map_location=device, weights_only=True)
             return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
@@ -124,8 +121,6 @@ class BASRecTrainer(Trainer):
     """Trainer for every model of recbole-basrec (also usable for stock sequential models)."""
 
     def __init__(self, config, model):
-        complete_config(config)
-        fill_tta_defaults(config)
         _refuse_compiled(model)
         super().__init__(config, model)
         self._eval_rows = None  # rows of the evaluation being gathered across ranks (DDP)
@@ -136,7 +131,7 @@ class BASRecTrainer(Trainer):
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
-        self.stage = 2 if hasattr(model, "augment") else 0
+        self.stage = STAGE_2 if hasattr(model, "augment") else NO_STAGES
         self.mask_history = bool(config["eval_mask_history"])
         self.exact_valid_score = bool(config["exact_valid_score"])
         self.valid_start_epoch = config["valid_start_epoch"] or 0
@@ -145,7 +140,7 @@ class BASRecTrainer(Trainer):
         self.epoch_losses = {}  # epoch -> mean loss per batch of each term (rec, ssa, csa) or (loss,)
         #: Where each epoch's progress line goes, and where the state to resume from is written
         #: after every epoch (default ``<best checkpoint>-last.pth``); ``last_extra()`` adds to it.
-        self.progress_sink = self.logger.info
+        self.progress_sink = lambda line: self.logger.info(line, extra=CONSOLE)
         self.last_file = None
         self.last_extra = None
         self._stage_clock = None  # (perf_counter at the stage's start, its first epoch)
@@ -155,14 +150,7 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
-        snapshot = {"model": self.config["model"], "dataset": self.config["dataset"]}
-        for key in default_config_dict(self.config["model"]) if self.config["model"] else ():
-            if key in _DERIVED:
-                continue
-            value, ok = _plain(self.config[key])
-            if ok:
-                snapshot[key] = value
-        return snapshot
+        return config_snapshot(self.config)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and not distributed.is_main():  # global rank 0 writes
@@ -186,7 +174,7 @@ class BASRecTrainer(Trainer):
         """Written after every epoch: what ``--resume`` needs to continue this run."""
         return self.last_file or self.saved_model_file.replace(".pth", "-last.pth")
 
-    def _save_last(self, epoch):
+    def _save_last(self, epoch, finished=False):
         rng_per_rank = None if self.config["single_spec"] else distributed.gather_rng_states()  # every rank
         if rng_per_rank is not None and not distributed.is_main():
             return
@@ -206,6 +194,7 @@ class BASRecTrainer(Trainer):
                               for h in self.valid_history],
             "rng": torch.get_rng_state(),
             "epoch_losses": [[int(e), [float(v) for v in terms]] for e, terms in sorted(self.epoch_losses.items())],
+            "finished": bool(finished),
         }
         if self._train_data is not None and getattr(self._train_data, "generator", None) is not None:
             state["generator"] = self._train_data.generator.get_state()
@@ -215,11 +204,14 @@ class BASRecTrainer(Trainer):
             state.update(self.last_extra())
         save_atomically(state, self.last_checkpoint_file)
 
-    def _load_weights(self, path, allow_numpy_scalars=False):
+    def load_weights(self, path):
+        """Load the model weights of a checkpoint into ``self.model``: one of ours (best or
+        ``-last.pth``), a bare ``state_dict``, or the authors' code's (names and item ids mapped).
+        Returns the whole checkpoint; a checkpoint that does not fit is a one-line ValueError."""
         if self.config["single_spec"]:
-            checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
+            checkpoint = load_checkpoint(path, self.device)
         else:  # rank 0 reads (only it writes checkpoints) and sends it to every rank
-            checkpoint = distributed.load_on_rank0(lambda: load_checkpoint(path, "cpu", allow_numpy_scalars))
+            checkpoint = distributed.load_on_rank0(lambda: load_checkpoint(path, "cpu"))
         state_dict = checkpoint.get("state_dict", checkpoint)
         if is_authors_checkpoint(checkpoint, self.model):
             backbone = backbone_of(self.config["model"])
@@ -240,15 +232,14 @@ class BASRecTrainer(Trainer):
         the data order, so the run ends as an uninterrupted one would; a best-model checkpoint
         restores what it holds."""
         resume_file = str(resume_file)
-        checkpoint = self._load_weights(resume_file, allow_numpy_scalars=True)
+        checkpoint = self.load_weights(resume_file)
         saved_by = checkpoint.get("config", {}).get("model", self.config["model"])
         if saved_by.lower() != self.config["model"].lower():
             raise ValueError(
                 f"Checkpoint '{resume_file}' was saved by {saved_by}, not {self.config['model']}: "
                 f"resume with --model={saved_by}."
             )
-        # (early benchmark resume files named the best model 'saved_model_file')
-        best = checkpoint.get("best_model_file") or checkpoint.get("saved_model_file")
+        best = checkpoint.get("best_model_file")
         beside = best and os.path.join(os.path.dirname(resume_file), os.path.basename(best))
         if best and not os.path.exists(best) and os.path.exists(beside):
             best = beside  # the run's folder was moved or copied since: its best model moved with it
@@ -259,24 +250,40 @@ class BASRecTrainer(Trainer):
         self.best_valid_result = checkpoint.get("best_valid_result") or None
         self.stage = checkpoint.get("stage", self.stage)
         self._stage_start = checkpoint.get("stage_start", 0)
-        self.epochs = checkpoint.get("epochs", self.epochs)
+        saved_epochs = checkpoint.get("epochs", self.epochs)
+        self.epochs = saved_epochs
+        if self.stage != 1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
+            self.epochs = self._stage_start + self.config["epochs"]
+        stopped_early = checkpoint.get("finished") and checkpoint["epoch"] + 1 < saved_epochs
+        self._resumed = {"stage": self.stage, "epoch": checkpoint["epoch"], "finished": bool(checkpoint.get("finished")),
+                         "stopped_early": bool(stopped_early)}
+        if stopped_early or self.start_epoch >= self.epochs:
+            self.start_epoch = max(self.start_epoch, self.epochs)  # nothing left to train: the test follows
         self.valid_history = checkpoint.get("valid_history", [])
         self.epoch_losses = {int(e): tuple(terms) for e, terms in checkpoint.get("epoch_losses", [])}
-        snapshot = checkpoint.get("config", {})
-        # every snapshot our runs wrote holds "basrec"; an empty or foreign one says nothing about the rule
-        if "basrec" in snapshot and snapshot.get("exact_valid_score") is None and np.isfinite(self.best_valid_score):
-            # validated before the key existed (absent or None), when scores were compared rounded: keep that rule
-            self.exact_valid_score = False
         if hasattr(self.model, "augment"):
-            self.model.augment = self.stage != 1
+            self.model.augment = self.stage != STAGE_1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if not self.config["single_spec"]:
             distributed.restore_rng_state(checkpoint.get("rng_per_rank"), self.config["seed"], checkpoint["epoch"])
         elif "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"].cpu())
         self._pending_generator = checkpoint.get("generator")
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
         return checkpoint
+
+    def resume_line(self):
+        """What resuming did, in one line: where it continues, or why nothing is left to train."""
+        state = getattr(self, "_resumed", None)
+        if state is None:
+            return ""
+        stage = {1: "stage 1", 2: "stage 2"}.get(state["stage"], "training")
+        where = f"resumed from {stage}, epoch {state['epoch']}"
+        if state["stopped_early"]:
+            return f"{where}: this run already finished (early stopping); testing its best model {self.saved_model_file}"
+        if self.start_epoch >= self.epochs:
+            done = "already finished" if state["finished"] else f"ends at epoch {self.epochs - 1} with these epochs"
+            return f"{where}: this run {done}; testing its best model {self.saved_model_file}"
+        return f"{where}: training epochs {self.start_epoch} to {self.epochs - 1}"
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
@@ -284,11 +291,12 @@ class BASRecTrainer(Trainer):
             return
         if load_best_model:
             checkpoint_file = model_file or self.saved_model_file
-            self._load_weights(checkpoint_file)
+            self.load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
         self._eval_rows = getattr(eval_data, "sample_size", None)
-        augmenting = nullcontext() if self._validating else augment_at_test_time(self.model, self.config)
+        augmenting = nullcontext() if self._validating else augment_at_test_time(
+            self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
         try:
             with augmenting:
                 return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
@@ -333,6 +341,13 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ two-stage training
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        result = self._fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if self.train_loss_dict or getattr(self, "_resumed", None):
+            # the last state says the run is over, so resuming it trains nothing more
+            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+        return result
+
+    def _fit(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         self._train_data = train_data
         self._validates = bool(valid_data) and self.eval_step > 0
         if self._pending_generator is not None:
@@ -346,21 +361,21 @@ class BASRecTrainer(Trainer):
             self._end_epoch(epoch, score)
 
         if not hasattr(self.model, "augment") or self.start_epoch > 0:
-            if self.stage == 1:  # resumed inside stage 1: finish it, then stage 2
+            if self.stage == STAGE_1:  # resumed inside stage 1: finish it, then stage 2
                 self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn, resumed=True)
-                self.stage = 2
+                self.stage = STAGE_2
                 self.model.augment = True
             return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         stage1_epochs = self.config["stage1_epochs"]
         pretrained = self.config["pretrained_path"]
         if pretrained:
-            self._load_weights(pretrained)
+            self.load_weights(pretrained)
             self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}")
             if self.epochs == 0:
                 return self._evaluate_only(valid_data, saved, show_progress)
         elif stage1_epochs > 0 and self.model.basrec:
             self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
-        self.stage = 2
+        self.stage = STAGE_2
         self.model.augment = True
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -385,7 +400,7 @@ class BASRecTrainer(Trainer):
         else:
             final_file, stage2_epochs = self.saved_model_file, self.epochs
         self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
-        self.stage, self.model.augment = 1, False
+        self.stage, self.model.augment = STAGE_1, False
         self.epochs = self.config["stage1_epochs"]
         self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
         super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
@@ -393,7 +408,7 @@ class BASRecTrainer(Trainer):
         if not self.config["single_spec"]:
             saved = distributed.broadcast_object(saved)  # rank 0 wrote it
         if valid_data and saved:
-            self._load_weights(self.saved_model_file)
+            self.load_weights(self.saved_model_file)
         self.logger.info(set_color("Stage 2: BASRec", "green") + f", from {self.saved_model_file}")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
         self.start_epoch, self.epochs = done, done + stage2_epochs
@@ -426,9 +441,11 @@ class BASRecTrainer(Trainer):
         return dict(zip(("rec", "ssa", "csa") if len(losses) == 3 else ("loss",), losses))
 
     def progress_line(self, epoch, score=None):
-        """``stage 2 epoch 12/200: rec 0.18 ssa 1.9 csa 2.2, valid ndcg@10 0.0412 (best 0.0420),
-        elapsed 3.1 min, at most 45 min left`` (time left if no early stop); with another
-        ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
+        """``stage 2 epoch 12/199: rec 0.1800 ssa 1.9000 csa 2.2000, valid ndcg@10 0.0412 (best 0.0420),
+        elapsed 3.1 min, at most 45 min left``: RecBole's 0-based epoch index and the last one this
+        stage may reach, the mean loss terms, validation, and the time left if no early stop comes.
+        ``stage 1`` / ``stage 2`` only when there is a stage 1 (trained, or ``pretrained_path``).
+        With another ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
         loss_text = " ".join(f"{n} {v:.4f}" for n, v in self.loss_terms(epoch).items())
         if score is None or score in (float("inf"), float("-inf")):
             valid = "valid -"
@@ -441,11 +458,9 @@ class BASRecTrainer(Trainer):
         elapsed = time.perf_counter() - start
         done = epoch - first + 1
         left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
-        stage = {1: "stage 1 ", 2: "stage 2 "}.get(self.stage, "")
-        if self.stage == 2 and not (getattr(self.model, "basrec", False) or self.config["pretrained_path"]):
-            stage = ""  # plain training from scratch has no stages
-        first_epoch = self._stage_start
-        return (f"{stage}epoch {epoch - first_epoch + 1}/{self.epochs - first_epoch}: {loss_text}, {valid}, "
+        two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
+        stage = f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
+        return (f"{stage}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
                 f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
 
     def _check_nan(self, loss):

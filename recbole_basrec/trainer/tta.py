@@ -30,7 +30,6 @@ from recbole.data.interaction import Interaction
 
 from recbole_basrec.model.input_embedding import replace_input_embedding
 
-TTA_MODES = ("none", "tnoise", "tmask")
 
 
 def remove_items(item_seq, item_seq_len, rate, generator):

@@ -19,7 +19,6 @@ import time
 
 import yaml
 
-from recbole_basrec.config import load_yaml
 
 #: Trial status in our table: Ray's TERMINATED splits into FINISHED (ran to the end) and
 #: STOPPED (ended early by ASHA); ERROR becomes FAILED.
@@ -56,21 +55,6 @@ def _plain(value):
 def _flatten(prefix, result):
     """``{'ndcg@10': x}`` -> ``{'test/ndcg@10': float(x)}`` (RecBole result dicts)."""
     return {f"{prefix}/{k}": float(v) for k, v in (result or {}).items() if isinstance(v, numbers.Real)}
-
-
-def _read_settings(config_file_list, config_dict):
-    """The keys we need to plan the search, merged like RecBole does (files, then the dict)."""
-    settings = {}
-    for path in config_file_list:
-        try:
-            loaded = load_yaml(path)  # RecBole's reading rules (e.g. 1e-12 is a float)
-        except yaml.YAMLError as e:
-            raise ValueError(f"Config file '{path}' is not valid YAML ({e}); fix the file.") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"Config file '{path}' must hold 'key: value' lines, not {type(loaded).__name__}.")
-        settings.update(loaded)
-    settings.update(config_dict)
-    return settings
 
 
 def _wants_gpu(settings):
@@ -144,7 +128,7 @@ def _import_ray():
         from ray import tune  # noqa: F401
     except ImportError:
         raise ValueError(
-            "--search needs Ray Tune, which is not installed: pip install \"ray[tune]>=2.41\""
+            "--search needs Ray Tune: pip install \"recbole-basrec[tune]\""
         ) from None
 
 
@@ -255,7 +239,7 @@ def run_search(
     """Search BASRec's hyper-parameters with Ray Tune and save the best configuration.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec`` or a stock model the generic path serves) or one of our model names.
         dataset (str): RecBole dataset name.
         search_file (str): search-space file, e.g. ``properties/search/SASRec.hyper``.
         config_file_list (list of str): YAML config files for every trial.
@@ -299,12 +283,22 @@ def run_search(
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Config file '{path}' not found; check --config_files.")
     user_dict = dict(config_dict or {})
-    settings = _read_settings(config_file_list, user_dict)
+    from recbole_basrec.config.configurator import closest_key, known_keys
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    config = build_config(model, dataset, config_file_list, user_dict)  # every key checked before Ray starts
+    known = known_keys(config)
+    for key in space:
+        if key not in known and config["strict_keys"]:
+            hint = closest_key(key, known)
+            raise ValueError(f"Search space '{search_file}' tunes unknown key '{key}' for {config['model']}"
+                             f"{f'; did you mean {hint}?' if hint else ''}")
+    settings = config.final_config_dict
     trial_dict = dict(user_dict)
-    trial_dict["data_path"] = os.path.abspath(settings.get("data_path") or "dataset/")
-    trial_dict["checkpoint_dir"] = os.path.abspath(settings.get("checkpoint_dir") or "saved")
-    mode = "max" if settings.get("valid_metric_bigger", True) else "min"
-    valid_metric = str(settings.get("valid_metric", "valid")).lower()
+    trial_dict["data_path"] = os.path.abspath(config.external_config_dict.get("data_path") or "dataset/")
+    trial_dict["checkpoint_dir"] = os.path.abspath(config["checkpoint_dir"])
+    mode = "max" if config["valid_metric_bigger"] else "min"
+    valid_metric = str(config["valid_metric"]).lower()
     if output_file is None:
         output_file = os.path.join(os.getcwd(), "saved", f"best-{model}-{dataset}.yaml")
     output_file = os.path.abspath(output_file)

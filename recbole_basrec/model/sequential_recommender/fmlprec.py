@@ -9,7 +9,6 @@ from recbole.model.layers import FeedForward
 from recbole.model.loss import BPRLoss
 from recbole.utils import InputType
 
-from recbole_basrec.config import complete_config
 
 
 class FilterLayer(nn.Module):
@@ -93,12 +92,11 @@ class FMLPRec(SequentialRecommender):
         RecBole pads sequences on the right; positions are 0..L-1 as in SASRec.
     """
 
-    # Lets RecBole's Config accept FMLPRec before our defaults (loss_type among them) are
-    # filled in; complete_config then sets the input type that matches loss_type.
+    # RecBole's Config reads a model's input type from its class; the configuration hook then
+    # sets the one that ``loss_type`` needs.
     input_type = InputType.POINTWISE
 
     def __init__(self, config, dataset):
-        complete_config(config)
         super(FMLPRec, self).__init__(config, dataset)
 
         self.n_layers = config["n_layers"]

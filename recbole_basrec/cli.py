@@ -1,0 +1,152 @@
+"""Train a RecBole sequential model with BASRec (or tune it with Ray Tune).
+
+    recbole-basrec                                  # BASRec + SASRec on ml-100k
+    recbole-basrec --model=GRU4Rec --dataset=Beauty --epochs=50
+    recbole-basrec --basrec=False                   # the plain backbone, same pipeline
+    recbole-basrec --search=properties/search/SASRec.hyper --num_samples=4
+    recbole-basrec --nproc=2                        # 2 processes (GPUs: NCCL, else gloo); docs/distributed.md
+    torchrun --nproc_per_node=2 run_recbole_basrec.py   # the same, started by torchrun
+
+Any RecBole ``--key=value`` on the command line overrides the config files.
+"""
+import argparse
+import sys
+
+DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
+
+
+def parse_args(argv=None):
+    """The runner's own options and every ``--key=value`` (a key given twice is an error); the
+    configuration keys of ``--help`` come from the schema."""
+    from recbole_basrec.config.command_line import parse_overrides
+    from recbole_basrec.config.reference import help_epilog
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--model", "-m", default=None,
+                        help=f"a backbone (SASRec, GRU4Rec, FMLPRec or a stock RecBole model the generic path "
+                             f"serves, e.g. NARM; BASRec applied) or one of our model names (BASRecNARM, ...); "
+                             f"default {DEFAULT_MODEL}, on --resume the checkpoint's")
+    parser.add_argument("--dataset", "-d", default=None,
+                        help=f"RecBole dataset name under data_path; default {DEFAULT_DATASET}, on --resume the checkpoint's")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    parser.add_argument("--search", default=None, help="search-space file: run a Ray Tune search instead")
+    parser.add_argument("--num_samples", type=int, default=4, help="trials of the search")
+    parser.add_argument("--max_concurrent", type=int, default=None, help="trials running at once")
+    parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")
+    parser.add_argument("--output", default=None, help="YAML file for the search's best config")
+    parser.add_argument("--resume", default=None,
+                        help="continue an interrupted run from its -last.pth checkpoint (its model, dataset and "
+                             "settings; --epochs may change how many the stage runs in all)")
+    # Several processes (docs/distributed.md); RecBole's names and meanings.
+    parser.add_argument("--nproc", type=int, default=None, help="training processes on this machine (one per GPU)")
+    parser.add_argument("--world_size", type=int, default=None, help="processes on all machines (default: --nproc)")
+    parser.add_argument("--ip", default=None, help="address of the machine running rank 0 (default: localhost)")
+    parser.add_argument("--port", default=None, help="free TCP port on that machine (default: 5678)")
+    parser.add_argument("--offset", type=int, default=None, help="global rank of this machine's first process")
+    args, rest = parser.parse_known_args(argv)
+    if not args.resume:
+        args.model, args.dataset = args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET
+    return args, parse_overrides(rest)
+
+
+def main(argv=None):
+    # Overrides go in explicitly: Ray's trial workers never see this command line.
+    args, config_dict = parse_args(argv)
+
+    files = args.config_files.split() if args.config_files else None
+    if args.search:
+        from recbole_basrec.tune.search import run_search
+
+        if _launch(args):
+            raise ValueError("a Ray Tune trial trains in one process (one GPU): drop --nproc/--world_size or torchrun, "
+                             "and run trials side by side with --max_concurrent.")
+
+        run_search(
+            args.model,
+            args.dataset,
+            args.search,
+            config_file_list=files,
+            config_dict=config_dict,
+            num_samples=args.num_samples,
+            max_concurrent=args.max_concurrent,
+            ray_address=args.ray_address,
+            output_file=args.output,
+        )
+        return 0
+
+    from recbole_basrec.quick_start import run_recbole_basrec
+
+    result = _train(args, files, config_dict) if _launch(args) else run_recbole_basrec(
+        args.model, args.dataset, config_file_list=files, config_dict=config_dict, resume_file=args.resume
+    )
+    if result is None:  # a rank other than 0: rank 0 prints
+        return 0
+    for label, metrics in (("best valid", result["best_valid_result"]), ("test      ", result["test_result"])):
+        print(f"{label}: {({name: float(value) for name, value in (metrics or {}).items()})}")  # not np.float64(...)
+    return 0
+
+
+def _launch(args):
+    from recbole_basrec import distributed
+
+    return distributed.launch_settings(args.nproc, args.world_size, args.ip, args.port, args.offset)
+
+
+def _train(args, files, config_dict):
+    """Several processes: spawned here (``--nproc``), or this is one of torchrun's."""
+    from recbole_basrec import distributed
+    from recbole_basrec.quick_start import run_recbole_basrec
+    from recbole_basrec.quick_start.quick_start import build_config, resume_settings
+
+    settings = _launch(args)
+    config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
+    model, dataset, checked = args.model, args.dataset, config_dict
+    if args.resume:  # the checkpoint's model, dataset and settings
+        model, dataset, checked = resume_settings(args.resume, model, dataset, files, config_dict)
+    config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
+    distributed.check_launch(config, settings)
+    main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
+    if main_process:
+        print(distributed.describe(settings, config), flush=True)
+    if settings["torchrun"]:
+        keys = {k: settings[k] for k in ("local_rank", *distributed.LAUNCH_KEYS)}
+        result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
+                                    config_dict={**config_dict, **keys}, resume_file=args.resume)
+        return result if main_process else None
+    return distributed.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
+                             checkpoint_dir=config["checkpoint_dir"])
+
+
+def cli(argv=None):
+    """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C,
+    1 a training process died (one line naming it and the checkpoint to resume from)."""
+    try:
+        import recbole_basrec
+
+        recbole_basrec.setup()
+        from recbole_basrec.distributed import RankFailed
+        from recbole_basrec.quick_start.quick_start import Interrupted
+    except ImportError as error:  # recbole missing or at another version: the message says what to install
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return main(argv)
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        return 130
+    except RankFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted before training started", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotImplementedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

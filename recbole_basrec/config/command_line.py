@@ -1,0 +1,28 @@
+"""RecBole-style ``--key=value`` arguments, read once and checked: a key given twice, or an
+argument that is not ``--key=value``, is an error instead of being dropped or overwritten."""
+import ast
+
+_WORDS = {"true": True, "false": False, "none": None}
+
+
+def parse_value(text):
+    """A command-line value as RecBole reads it: a Python literal where it is one
+    (``2``, ``1e-3``, ``[5, 10]``, ``True``), ``true``/``false``/``none`` in any case, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return _WORDS.get(text.strip().lower(), text)
+
+
+def parse_overrides(arguments):
+    """``["--epochs=2", ...]`` as ``{"epochs": 2, ...}``."""
+    result, raw = {}, {}
+    for arg in arguments:
+        key, sep, value = arg[2:].partition("=")
+        if not arg.startswith("--") or not sep or not key:
+            raise ValueError(f"cannot read argument '{arg}': write options as --key=value")
+        if key in raw:
+            raise ValueError(f"--{key} is given twice ({raw[key]} and {value}); give it once.")
+        raw[key] = value
+        result[key] = parse_value(value)
+    return result

@@ -1,0 +1,320 @@
+"""The configuration hook: RecBole's own :class:`recbole.config.Config`, with our defaults and checks.
+
+``import recbole_basrec`` calls :func:`install`, which extends RecBole's ``Config`` in place
+(as RecBole-GNN's ``Config`` extends it by subclassing), so our runner, our ``quick_start`` and
+a stock ``run_recbole(model="BASRecSASRec", ...)`` build the same configuration:
+
+* for a model of ours, the files of ``properties/`` are loaded as internal defaults, beneath
+  the user's config files, ``config_dict`` and command line (RecBole's own precedence);
+* every key the user gave is checked before anything else happens: unknown keys (with the
+  closest known one), every declared key's type and range (:mod:`.schema`), NaN or infinite
+  numbers anywhere, and combinations that cannot mean what they say;
+* the input type and RecBole's negative sampling are derived from ``loss_type`` and
+  ``train_mode``.
+
+A stock model's configuration is RecBole's, except that a config file must be a valid YAML
+mapping without repeated keys (a one-line error instead of a traceback).
+"""
+import contextlib
+import contextvars
+import difflib
+import os
+from logging import getLogger
+
+from recbole.config import Config
+from recbole.utils import InputType
+from recbole.utils import argument_list
+
+from recbole_basrec.config import schema
+from recbole_basrec.config.files import default_config_files, load_yaml
+from recbole_basrec.config.models import (
+    backbone_of,
+    check_servable,
+    is_basrec,
+    is_generic,
+    is_ours,
+    stock_sequential_models,
+)
+
+#: Keys RecBole reads without declaring them in a YAML file (distributed training).
+RECBOLE_UNDECLARED = ("nproc", "world_size", "ip", "port", "offset", "local_rank", "wandb_project", "config_files")
+#: Keys set by RecBole itself from others; a user setting them would be overwritten.
+RECBOLE_DERIVED = ("MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "single_spec", "valid_metric_bigger")
+#: Common names of other tools for RecBole's keys, for "did you mean".
+ALIASES = {
+    "lr": "learning_rate", "batch_size": "train_batch_size", "epoch": "epochs", "n_epochs": "epochs",
+    "max_len": "MAX_ITEM_LIST_LENGTH", "max_seq_length": "MAX_ITEM_LIST_LENGTH", "patience": "stopping_step",
+    "dropout": "hidden_dropout_prob", "weight_decay_rate": "weight_decay", "gpu": "gpu_id",
+}
+
+_ORIGINAL = {}
+_runner_owns_command_line = contextvars.ContextVar("runner_owns_command_line", default=False)
+
+
+@contextlib.contextmanager
+def command_line_read_by_caller():
+    """Within this block RecBole's ``Config`` does not parse ``sys.argv`` itself: the caller
+    (our runner) has parsed it and passes every value in ``config_dict``."""
+    token = _runner_owns_command_line.set(True)
+    try:
+        yield
+    finally:
+        _runner_owns_command_line.reset(token)
+
+
+def install():
+    """Extend RecBole's ``Config`` with our hook (idempotent)."""
+    if _ORIGINAL:
+        return
+    for name, method in (
+        ("_load_config_files", _load_config_files),
+        ("_load_cmd_line", _load_cmd_line),
+        ("_load_internal_config_dict", _load_internal_config_dict),
+        ("_set_default_parameters", _set_default_parameters),
+        ("_set_train_neg_sample_args", _set_train_neg_sample_args),
+    ):
+        _ORIGINAL[name] = getattr(Config, name)
+        setattr(Config, name, method)
+
+
+# ---------------------------------------------------------------------------- the hook
+def _load_config_files(self, file_list):
+    merged = {}
+    for path in file_list or ():
+        merged.update(load_yaml(path))
+    return merged
+
+
+def _load_cmd_line(self):
+    if _runner_owns_command_line.get():
+        return {}
+    try:
+        return _ORIGINAL["_load_cmd_line"](self)
+    except SyntaxError as error:  # RecBole's "duplicate commend arg"
+        raise ValueError(f"{error}; give each --key once.") from None
+
+
+def _load_internal_config_dict(self, model, model_class, dataset):
+    _ORIGINAL["_load_internal_config_dict"](self, model, model_class, dataset)
+    if not is_ours(model):
+        return
+    if is_generic(model):
+        check_servable(stock_sequential_models()[backbone_of(model)])
+    for path in default_config_files(model, dataset):
+        self.internal_config_dict.update(load_yaml(path))
+
+
+def _set_default_parameters(self):
+    if is_ours(self.model):
+        validate(self)
+    _ORIGINAL["_set_default_parameters"](self)
+    if is_ours(self.model) and self.dataset == "ml-100k":
+        _prefer_local_ml100k(self)
+
+
+def _set_train_neg_sample_args(self):
+    _ORIGINAL["_set_train_neg_sample_args"](self)
+    if is_ours(self.model):
+        _set_sampling(self)
+
+
+def _prefer_local_ml100k(config):
+    # RecBole always points ml-100k at its bundled copy; a copy under data_path wins.
+    root = config.external_config_dict.get("data_path", "dataset/")
+    local = os.path.join(root, "ml-100k")
+    if os.path.isfile(os.path.join(local, "ml-100k.inter")):
+        config.final_config_dict["data_path"] = local
+
+
+def _set_sampling(config):
+    """Input type and RecBole-side negative sampling that match ``loss_type`` and ``train_mode``."""
+    final = config.final_config_dict
+    final["MODEL_INPUT_TYPE"] = InputType.POINTWISE if final["loss_type"] == "CE" else InputType.PAIRWISE
+    none = {"distribution": "none", "sample_num": "none", "alpha": "none", "dynamic": False, "candidate_num": 0}
+    uniform = {"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0}
+    # CE needs no negatives; sequence mode samples one per position on the model's device.
+    if final["loss_type"] == "CE" or final.get("train_mode", "prefix") == "sequence":
+        final["train_neg_sample_args"] = none
+    elif final["train_neg_sample_args"]["distribution"] == "none":
+        final["train_neg_sample_args"] = uniform
+
+
+# ---------------------------------------------------------------------------- validation
+def known_keys(config):
+    """Every key RecBole or we know for this model and dataset."""
+    known = set(config.internal_config_dict)
+    for names in (argument_list.general_arguments, argument_list.training_arguments,
+                  argument_list.evaluation_arguments, argument_list.dataset_arguments):
+        known.update(names)
+    known.update(RECBOLE_UNDECLARED)
+    known.update(key.name for key in schema.keys_for(config.model))
+    known.update(("model", "dataset"))
+    return known
+
+
+def closest_key(key, known):
+    if key in ALIASES:
+        return ALIASES[key]
+    lower = {k.lower(): k for k in known}
+    if key.lower() in lower:
+        return lower[key.lower()]
+    match = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _unknown_keys(config):
+    known = known_keys(config)
+    unknown = [key for key in config.external_config_dict if key not in known]
+    if not unknown:
+        return
+    key = unknown[0]
+    declared = schema.BY_NAME.get(key)
+    if declared is not None:  # one of ours, for other models
+        raise ValueError(
+            f"{key} is a key of {declared.scope}, which {config.model} is not; "
+            f"drop it, or train a BASRec model (e.g. --model={backbone_of(config.model)} with the runner)."
+        )
+    strict = config.external_config_dict.get("strict_keys", config.internal_config_dict.get("strict_keys", True))
+    if strict is False:
+        getLogger().warning(f"keys unknown to RecBole and recbole-basrec, passed on unchecked: {', '.join(unknown)}")
+        return
+    suggestion = closest_key(key, known)
+    hint = f"did you mean {suggestion}? " if suggestion else "no known key is close; "
+    others = f" (and {len(unknown) - 1} more unknown: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+    raise ValueError(
+        f"unknown key '{key}' for {config.model}{others}; {hint}"
+        f"strict_keys=False passes unknown keys on, for keys of your own models."
+    )
+
+
+def validate(config):
+    """Refuse, in one line naming the key and the fix, whatever cannot mean what it says."""
+    if config.model in RECBOLE_DERIVED:
+        raise ValueError(f"'{config.model}' is not a model name.")
+    for key in RECBOLE_DERIVED:
+        if key in config.external_config_dict:
+            raise ValueError(f"{key} is derived by RecBole from other keys; do not set it.")
+    _unknown_keys(config)
+    for key, value in config.external_config_dict.items():
+        found = schema.non_finite(value)
+        if found:
+            where = f"{key}{'.' if found[0] and not found[0].startswith('[') else ''}{found[0]}"
+            raise ValueError(f"{where} is {found[1]}: every number in the configuration must be finite.")
+    final = config.final_config_dict
+    for key in schema.keys_for(config.model):
+        schema.check(key.name, final.get(key.name))
+    _check_metrics(final)
+    low, high = final["tta_noise"]
+    if low > high:
+        raise ValueError(f"tta_noise [{low}, {high}] has low > high; write [low, high].")
+    _check_schedule(config.model, final)
+    if is_basrec(config.model):
+        _check_basrec(config.model, final)
+    _check_environment(final)
+
+
+def _check_metrics(final):
+    from recbole.evaluator import metric_types
+
+    metrics = [final["metrics"]] if isinstance(final["metrics"], str) else list(final["metrics"])
+    for metric in metrics:
+        if metric.lower() not in metric_types:
+            ranking = sorted(name for name, kind in metric_types.items() if kind == metric_types["ndcg"])
+            raise ValueError(f"metrics: there is no metric '{metric}'; ranking metrics are {', '.join(ranking)}.")
+    topk = [final["topk"]] if isinstance(final["topk"], int) else list(final["topk"])
+    name, at, k = final["valid_metric"].partition("@")
+    computed = [f"{m}@{t}" for m in metrics for t in topk]
+    if not at or name.lower() not in [m.lower() for m in metrics] or not k.isdigit() or int(k) not in topk:
+        raise ValueError(
+            f"valid_metric '{final['valid_metric']}' is not computed: choose one of {', '.join(computed)} "
+            f"(or add it to metrics / topk)."
+        )
+
+
+def _check_schedule(model, final):
+    epochs, start, step = final["epochs"], final["valid_start_epoch"], final["eval_step"]
+    pretrained = final.get("pretrained_path") if is_basrec(model) else None
+    if epochs == 0 and not pretrained:
+        raise ValueError(
+            "epochs=0 would test an untrained model: give pretrained_path (a checkpoint to evaluate) or epochs >= 1."
+        )
+    stages = [("epochs", epochs)]
+    if is_basrec(model) and final["basrec"] and final["stage1_epochs"] > 0 and not pretrained:
+        stages.insert(0, ("stage1_epochs", final["stage1_epochs"]))
+    for key, count in stages:
+        if count == 0 or step == 0:
+            continue
+        if start >= count:
+            raise ValueError(
+                f"valid_start_epoch={start} with {key}={count}: the stage would never validate and would test "
+                f"its last epoch; lower valid_start_epoch below {count} or raise {key}."
+            )
+        if step > count:
+            raise ValueError(
+                f"eval_step={step} with {key}={count}: the stage would never validate; lower eval_step "
+                f"(eval_step=0 turns validation off on purpose)."
+            )
+
+
+def _check_basrec(model, final):
+    if final["rate_min"] > final["rate_max"]:
+        raise ValueError(f"rate_min ({final['rate_min']}) > rate_max ({final['rate_max']}); swap them.")
+    if is_generic(model) and final["train_mode"] != "prefix":
+        raise ValueError(
+            f"{model} is served by the generic path, which trains one target per prefix: set train_mode=prefix "
+            f"(train_mode=sequence needs a hand-written adapter: SASRec, GRU4Rec, FMLPRec)."
+        )
+    path = final["pretrained_path"]
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"pretrained_path '{path}' does not exist; point it at a stage-1 checkpoint (ours or the authors').")
+
+
+def _check_environment(final):
+    folder = final["checkpoint_dir"]
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            f"checkpoint_dir '{folder}' cannot be written ({error.strerror or type(error).__name__}); "
+            f"choose a folder you can write, e.g. --checkpoint_dir=saved"
+        ) from None
+    if final.get("log_wandb"):
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ValueError("log_wandb=True needs wandb, which is not installed: pip install wandb") from None
+    if "local_rank" not in final:  # a launched process has local_rank; elsewhere nproc > 1 would be ignored
+        from recbole_basrec.distributed import refuse_launch_keys
+
+        refuse_launch_keys(final)
+
+
+def tta_settings(config):
+    """The TTA keys for any model our trainer tests: the config's, or the defaults of
+    ``overall.yaml`` where a stock model's config lacks them."""
+    keys = ("tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original")
+    defaults = None
+    settings = {}
+    for key in keys:
+        value = config[key]
+        if value is None:
+            if defaults is None:
+                from recbole_basrec.config.files import properties_dir
+
+                defaults = load_yaml(os.path.join(properties_dir(), "overall.yaml"))
+            value = defaults[key]
+        settings[key] = value
+    return settings
+
+
+def warn_if_gpu_missing(config):
+    """RecBole silently falls back to CPU; say so when the user asked for a GPU."""
+    import torch
+
+    asked = "gpu_id" in config.external_config_dict or config.external_config_dict.get("use_gpu") is True
+    if config["use_gpu"] and asked and not torch.cuda.is_available():
+        getLogger().warning("GPU requested but no CUDA device is available: running on CPU.")

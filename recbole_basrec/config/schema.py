@@ -1,0 +1,222 @@
+"""The declared schema of every configuration key recbole-basrec owns or checks.
+
+Each :class:`Key` has a type (a pydantic annotation: type, range or choices), the models it
+applies to and a one-line meaning. Defaults are not repeated here: they are the values in
+``properties/`` (a test keeps the two in step). Validation, the runner's ``--help`` and
+``docs/configuration.md`` are all generated from :data:`KEYS`.
+"""
+import dataclasses
+import math
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+#: Who a key applies to: every BASRec model, every model of ours, FMLP-Rec (plain or with
+#: BASRec), or RecBole's own keys that our pipeline relies on (checked for our models).
+BASREC, OURS, FMLPREC, RECBOLE = "BASRec models", "all our models", "FMLPRec", "RecBole keys we check"
+SCOPES = (BASREC, OURS, FMLPREC, RECBOLE)
+
+TRAIN_MODES = ("prefix", "sequence")
+SEQUENCE_WINDOWS = ("all", "last")
+SIMILARITY_MODELS = ("ItemCF_IUF", "ItemCF", "Random")
+SIMILARITY_SOURCES = ("inputs", "train")
+LOSS_TYPES = ("CE", "BPR", "BCE")
+ALIGNS = ("recent", "first")
+SSA_WEIGHTINGS = ("batch", "sequence")
+TTA_MODES = ("none", "tnoise", "tmask")
+
+Count = Annotated[StrictInt, Field(ge=0)]
+Positive = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Rate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, strict=True)]
+
+
+def choice(options):
+    return Literal[tuple(options)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    name: str
+    type: Any
+    scope: str
+    meaning: str
+
+    @property
+    def adapter(self):
+        return _adapter(self.type)
+
+    def accepts(self, value):
+        try:
+            self.adapter.validate_python(value, strict=True)
+        except ValidationError:
+            return False
+        return True
+
+    def expectation(self):
+        """What the key takes, in words: ``an integer >= 0``, ``one of prefix, sequence``."""
+        return describe(self.adapter.json_schema())
+
+
+_ADAPTERS = {}
+
+
+def _adapter(annotation):
+    key = repr(annotation)
+    if key not in _ADAPTERS:
+        _ADAPTERS[key] = TypeAdapter(annotation)
+    return _ADAPTERS[key]
+
+
+def describe(schema):
+    """A JSON schema of pydantic's, in words."""
+    if "anyOf" in schema:
+        parts = [describe(s) for s in schema["anyOf"]]
+        return " or ".join(dict.fromkeys(parts))
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "null":
+        return "~ (none)"
+    if kind == "boolean":
+        return "True or False"
+    if kind == "string":
+        return "a string"
+    if kind == "array":
+        item = describe(schema.get("items", {})).replace("an integer", "integers").replace("a number", "numbers")
+        size = schema.get("minItems"), schema.get("maxItems")
+        if size[0] is not None and size[0] == size[1]:
+            return f"a list of {size[0]} {item}"
+        return f"a list of {item}"
+    word = {"integer": "an integer", "number": "a number"}.get(kind, "a value")
+    low = (">", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else (">=", schema.get("minimum"))
+    high = ("<", schema["exclusiveMaximum"]) if "exclusiveMaximum" in schema else ("<=", schema.get("maximum"))
+    if low[1] is not None and high[1] is not None:
+        left = "(" if low[0] == ">" else "["
+        right = ")" if high[0] == "<" else "]"
+        return f"{word} in {left}{low[1]}, {high[1]}{right}"
+    if low[1] is not None:
+        return f"{word} {low[0]} {low[1]}"
+    if high[1] is not None:
+        return f"{word} {high[0]} {high[1]}"
+    return word
+
+
+KEYS = (
+    # BASRec itself.
+    Key("basrec", StrictBool, BASREC, "False trains the plain backbone through the same pipeline."),
+    Key("train_mode", choice(TRAIN_MODES), BASREC,
+        "'sequence': a loss at every position, each user once per epoch (the paper); "
+        "'prefix': one sample per prefix (RecBole's data)."),
+    Key("sequence_windows", choice(SEQUENCE_WINDOWS), BASREC,
+        "train_mode=sequence: 'last' trains each user's last MAX_ITEM_LIST_LENGTH training items only "
+        "(the authors' code); 'all' cuts long histories into windows."),
+    Key("n_pairs", Count, BASREC, "Pairs of single-sequence augmented views per sequence (2 * n_pairs views)."),
+    Key("n_whole_level", Count, BASREC, "Rounds of item-wise and of feature-wise cross-sequence mixup."),
+    Key("beta", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
+        "Beta(beta, beta) for every mixing coefficient."),
+    Key("rate_min", Rate, BASREC, "Lower bound of the M-Reorder / M-Substitute rate."),
+    Key("rate_max", Rate, BASREC, "Upper bound of the M-Reorder / M-Substitute rate (>= rate_min)."),
+    Key("rec_weight", NonNegative, BASREC, "Weight of the plain recommendation loss."),
+    Key("aml_weight", NonNegative, BASREC, "Weight of the single-sequence augmentation losses."),
+    Key("wml_weight", NonNegative, BASREC, "Weight of the cross-sequence augmentation losses."),
+    Key("similarity_model", choice(SIMILARITY_MODELS), BASREC, "M-Substitute neighbours: the most similar item by this measure."),
+    Key("similarity_source", choice(SIMILARITY_SOURCES), BASREC,
+        "'inputs': similarity from each user's training inputs (the authors' items[:-3]); 'train': all training items."),
+    Key("align", choice(ALIGNS), BASREC,
+        "'recent': the authors' left-padded layout (positions count back from the most recent item); "
+        "'first': RecBole's layout."),
+    Key("ssa_weighting", choice(SSA_WEIGHTINGS), BASREC,
+        "'batch': each view's loss = (sum of w' over the batch) x mean loss (the authors' code); "
+        "'sequence': each sequence's loss times its own w' (the paper's formula)."),
+    Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code)."),
+    Key("stage1_epochs", Count, BASREC, "Epochs of plain training (early stopped) before BASRec; 0 skips stage 1."),
+    Key("pretrained_path", Optional[StrictStr], BASREC, "Stage-1 checkpoint (ours or the authors') to start BASRec from; skips stage 1."),
+    Key("loss_type", choice(LOSS_TYPES), BASREC,
+        "'BCE' and 'BPR' sample one negative per target; 'CE' scores every item."),
+    # Evaluation and test-time augmentation, for every model of ours.
+    Key("eval_mask_history", StrictBool, OURS,
+        "Exclude every item the user had before the target from the ranking (the paper's protocol); "
+        "False: RecBole's convention for sequential models."),
+    Key("exact_valid_score", StrictBool, OURS,
+        "Compare validation scores unrounded for early stopping (the authors' code); False rounds them first (RecBole)."),
+    Key("valid_start_epoch", Count, OURS, "First epoch (0-based, per stage) that is validated."),
+    Key("tta", choice(TTA_MODES), OURS, "Test-time augmentation (TTA4SR) at test only: none, tnoise or tmask."),
+    Key("tta_views", Positive, OURS, "Augmented input copies per test sequence."),
+    Key("tta_output_views", Count, OURS, "TNoise: further copies with the noise on the output representation."),
+    Key("tta_noise", Annotated[list[Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False, strict=True)]],
+                               Field(min_length=2, max_length=2)], OURS,
+        "TNoise: noise drawn from U(low, high), written [low, high] with low <= high; beyond +-100 it is "
+        "refused as a typo."),
+    Key("tta_mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], OURS,
+        "TMask: share of the input items removed."),
+    Key("tta_keep_original", StrictBool, OURS, "Average the original input's scores in too (the authors' code: False)."),
+    Key("show_config", StrictBool, OURS,
+        "Show RecBole's configuration, dataset and model dump on the console too (the log file always has it)."),
+    Key("strict_keys", StrictBool, OURS,
+        "Refuse keys that neither recbole-basrec nor RecBole knows; False accepts them with a warning "
+        "(for keys of your own models)."),
+    # FMLP-Rec.
+    Key("filter_causal", StrictBool, FMLPREC,
+        "Causal filter (required for train_mode=sequence); False is the paper's circular filter, which sees future items."),
+    # RecBole's own keys that our pipeline relies on.
+    Key("epochs", Count, RECBOLE, "Training epochs of stage 2 (or of the only stage); 0 only evaluates pretrained_path."),
+    Key("learning_rate", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], RECBOLE, "Adam's learning rate."),
+    Key("weight_decay", NonNegative, RECBOLE, "L2 weight decay of the optimizer."),
+    Key("train_batch_size", Positive, RECBOLE, "Training sequences per batch (per process under distributed training)."),
+    Key("eval_batch_size", Positive, RECBOLE, "Evaluation rows per batch."),
+    Key("seed", Annotated[StrictInt, Field(ge=0, lt=2 ** 32)], RECBOLE, "Random seed of everything."),
+    Key("MAX_ITEM_LIST_LENGTH", Annotated[StrictInt, Field(ge=2)], RECBOLE, "Input sequence length L."),
+    Key("stopping_step", Positive, RECBOLE, "Early stopping after stopping_step + 1 validations without improvement."),
+    Key("eval_step", Count, RECBOLE, "Validate every eval_step epochs; 0 never validates."),
+    Key("topk", Union[Positive, Annotated[list[Positive], Field(min_length=1)]], RECBOLE, "Cut-offs of the ranking metrics."),
+    Key("metrics", Union[StrictStr, Annotated[list[StrictStr], Field(min_length=1)]], RECBOLE,
+        "Ranking metrics computed at every cut-off (RecBole's names, e.g. Hit, NDCG, MRR, Recall)."),
+    Key("valid_metric", StrictStr, RECBOLE, "The metric that selects the best epoch, written name@k with name in metrics and k in topk."),
+    Key("checkpoint_dir", StrictStr, RECBOLE, "Folder for checkpoints and the similarity cache (created if missing)."),
+    Key("show_progress", StrictBool, RECBOLE, "Progress bars for every batch."),
+    Key("reproducibility", StrictBool, RECBOLE, "Deterministic kernels (cudnn)."),
+    Key("use_gpu", StrictBool, RECBOLE, "Use a GPU when one is present."),
+    Key("log_wandb", StrictBool, RECBOLE, "Log to Weights & Biases (needs wandb installed)."),
+    Key("nproc", Optional[Positive], RECBOLE, "Processes of one machine for distributed training (~: one)."),
+)
+
+BY_NAME = {key.name: key for key in KEYS}
+assert len(BY_NAME) == len(KEYS), "a key is declared twice"
+
+
+def keys_for(model_name):
+    """The declared keys that apply to ``model_name`` (one of ours)."""
+    from recbole_basrec.config.models import backbone_of, is_basrec
+
+    scopes = {OURS, RECBOLE}
+    if is_basrec(model_name):
+        scopes.add(BASREC)
+    if backbone_of(model_name) == "FMLPRec":
+        scopes.add(FMLPREC)
+    return [key for key in KEYS if key.scope in scopes]
+
+
+def check(name, value):
+    """Raise a one-line ValueError unless ``value`` is what declared key ``name`` takes."""
+    key = BY_NAME[name]
+    if not key.accepts(value):
+        raise ValueError(f"{name} must be {key.expectation()}, got {value!r}.")
+
+
+def non_finite(value, path=""):
+    """The first NaN or infinite number inside ``value`` (nested lists and dicts), as
+    ``(path, number)``, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = non_finite(item, f"{path}[{i}]")
+            if found:
+                return found
+    if isinstance(value, dict):
+        for k, item in value.items():
+            found = non_finite(item, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    return None
