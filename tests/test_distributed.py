@@ -15,7 +15,7 @@ from recbole_basrec import distributed
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"epochs": 1, "stage1_epochs": 0, "train_batch_size": 32, "eval_batch_size": 64, "MAX_ITEM_LIST_LENGTH": 10,
         "hidden_size": 16, "inner_size": 32, "embedding_size": 16, "n_layers": 1, "n_heads": 1, "use_gpu": False,
-        "show_progress": False, "state": "ERROR", "seed": 0}
+        "show_progress": False, "state": "ERROR", "seed": 0, "strict_keys": False}
 
 
 def free_port():

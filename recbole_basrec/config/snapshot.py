@@ -9,6 +9,7 @@ _PLAIN = (str, int, float, bool, type(None))
 NOT_RECORDED = {
     "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "single_spec", "valid_metric_bigger", "local_rank",
     "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args", "data_path", "config_files",
+    "nproc", "world_size", "ip", "port", "offset",  # the launch: a run may resume on other processes
 }
 #: Settings a resumed run may change: where and how it runs, how long, what the test adds.
 RESUMABLE = {
