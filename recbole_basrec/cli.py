@@ -98,8 +98,9 @@ def _launch(args):
 def _train(args, files, config_dict):
     """Several processes: spawned here (``--nproc``), or this is one of torchrun's."""
     from recbole_basrec import distributed
+    from recbole_basrec.compat import check_ddp_launch
     from recbole_basrec.quick_start import run_recbole_basrec
-    from recbole_basrec.quick_start.quick_start import build_config, resume_settings
+    from recbole_basrec.quick_start.quick_start import Interrupted, build_config, resume_settings
 
     settings = _launch(args)
     config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
@@ -107,7 +108,7 @@ def _train(args, files, config_dict):
     if args.resume:  # the checkpoint's model, dataset and settings
         model, dataset, checked = resume_settings(args.resume, model, dataset, files, config_dict)
     config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
-    distributed.check_launch(config, settings)
+    check_ddp_launch(config, settings)
     main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
     if main_process:
         print(distributed.describe(settings, config), flush=True)
@@ -116,8 +117,8 @@ def _train(args, files, config_dict):
         result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
                                     config_dict={**config_dict, **keys}, resume_file=args.resume)
         return result if main_process else None
-    return distributed.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
-                             checkpoint_dir=config["checkpoint_dir"])
+    return distributed.spawn(run_recbole_basrec, Interrupted, args.model, args.dataset, files, config_dict, settings,
+                             resume_file=args.resume, checkpoint_dir=config["checkpoint_dir"])
 
 
 def cli(argv=None):

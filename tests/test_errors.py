@@ -83,6 +83,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     list_yaml = _write(str(tmp / "list.yaml"), "- epochs: 2\n- beta: 0.3\n")
     twice_yaml = _write(str(tmp / "twice.yaml"), "epochs: 2\nbeta: 0.3\nepochs: 3\n")
     binary_yaml = _write(str(tmp / "binary.yaml"), b"\xff\xfe\x00\x01", "wb")
+    nproc_yaml = _write(str(tmp / "nproc.yaml"), "nproc: 2\n")
     notes = _write(str(tmp / "notes.txt"), "not a checkpoint\n")
     malicious = str(tmp / "malicious.pth")
     with open(malicious, "wb") as f:
@@ -188,7 +189,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "checkpoint-dir-under-file": run(f"--checkpoint_dir={a_file}/saved"),
         "checkpoint-dir-unreachable": run("--checkpoint_dir=/proc/nope"),
         "wandb-missing": run("--log_wandb=True"),
-        "nproc": run("--nproc=2"),
+        "nproc-batch": run("--nproc=2", "--train_batch_size=33"),
+        "nproc-in-config": run(f"--config_files={nproc_yaml}"),
         "missing-checkpoint": run("--pretrained_path=/no/such.pth"),
         "not-a-checkpoint": run(f"--pretrained_path={notes}"),
         "malicious-checkpoint": run(f"--pretrained_path={malicious}"),

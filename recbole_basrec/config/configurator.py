@@ -288,7 +288,7 @@ def _check_environment(final):
         except ImportError:
             raise ValueError("log_wandb=True needs wandb, which is not installed: pip install wandb") from None
     if "local_rank" not in final:  # a launched process has local_rank; elsewhere nproc > 1 would be ignored
-        from recbole_basrec.distributed import refuse_launch_keys
+        from recbole_basrec.compat import refuse_launch_keys
 
         refuse_launch_keys(final)
 

@@ -163,7 +163,7 @@ KEYS = (
     Key("epochs", Count, RECBOLE, "Training epochs of stage 2 (or of the only stage); 0 only evaluates pretrained_path."),
     Key("learning_rate", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], RECBOLE, "Adam's learning rate."),
     Key("weight_decay", NonNegative, RECBOLE, "L2 weight decay of the optimizer."),
-    Key("train_batch_size", Positive, RECBOLE, "Training sequences per batch (per process under distributed training)."),
+    Key("train_batch_size", Positive, RECBOLE, "Training sequences per step; with several processes the global batch, split over them."),
     Key("eval_batch_size", Positive, RECBOLE, "Evaluation rows per batch."),
     Key("seed", Annotated[StrictInt, Field(ge=0, lt=2 ** 32)], RECBOLE, "Random seed of everything."),
     Key("MAX_ITEM_LIST_LENGTH", Annotated[StrictInt, Field(ge=2)], RECBOLE, "Input sequence length L."),
@@ -178,7 +178,7 @@ KEYS = (
     Key("reproducibility", StrictBool, RECBOLE, "Deterministic kernels (cudnn)."),
     Key("use_gpu", StrictBool, RECBOLE, "Use a GPU when one is present."),
     Key("log_wandb", StrictBool, RECBOLE, "Log to Weights & Biases (needs wandb installed)."),
-    Key("nproc", Optional[Positive], RECBOLE, "Processes of one machine for distributed training (~: one)."),
+    Key("nproc", Optional[Positive], RECBOLE, "Processes of one machine for distributed training (~: one); set by the launcher (--nproc, run(nproc=), torchrun)."),
 )
 
 BY_NAME = {key.name: key for key in KEYS}
