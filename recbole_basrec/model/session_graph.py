@@ -41,7 +41,8 @@ class SessionGraphBASRec(GenericBASRec):
         nodes, alias = session_nodes(item_seq)
         index = alias.unsqueeze(-1).expand_as(item_emb)
         total = torch.zeros_like(item_emb).scatter_add(1, index, item_emb)
-        count = torch.zeros_like(alias, dtype=item_emb.dtype).scatter_add(1, alias, torch.ones_like(alias, dtype=item_emb.dtype))
+        ones = torch.ones_like(alias, dtype=item_emb.dtype)
+        count = torch.zeros_like(ones).scatter_add(1, alias, ones)
         # Nodes no position maps to (the zeros after the distinct ids) keep the stock embedding.
         stock = self.item_embedding.weight[nodes]
         return torch.where(count.unsqueeze(-1) > 0, total / count.clamp(min=1).unsqueeze(-1), stock)

@@ -30,7 +30,9 @@ class BASRecCORE(GenericBASRec, CORE):
 
     def __init__(self, config, dataset):
         if config["loss_type"] != "CE":
-            raise ValueError(f"CORE trains with softmax cross-entropy only, not loss_type={config['loss_type']}; set loss_type=CE.")
+            raise ValueError(
+                f"CORE trains with softmax cross-entropy only, not loss_type={config['loss_type']}; set loss_type=CE."
+            )
         self._candidates = None
         super().__init__(config, dataset)
 

@@ -5,7 +5,8 @@ Reference:
     Yizhou Dang et al. "Augmenting Sequential Recommendation with Balanced Relevance and
     Diversity." In AAAI 2025.
 
-    Balázs Hidasi et al. "Parallel Recurrent Neural Network Architectures for Feature-rich Session-based Recommendations." In RecSys 2016.
+    Balázs Hidasi et al. "Parallel Recurrent Neural Network Architectures for Feature-rich
+    Session-based Recommendations." In RecSys 2016.
 """
 from recbole.model.sequential_recommender import GRU4RecF
 
