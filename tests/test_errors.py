@@ -110,7 +110,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
 
     return {
         "unknown-model": run("--model=Nope", sizes=COMMON),
-        "refused-model": run("--model=BERT4Rec", sizes=COMMON),
+        "refused-model": run("--model=TransRec", sizes=COMMON),
         "generic-sequence-mode": run("--model=NARM", "--train_mode=sequence", sizes=COMMON),
         "unknown-tta": run("--tta=tdrop"),
         "missing-dataset": run(dataset="nowhere", path=data),
