@@ -116,7 +116,9 @@ def _train(args, files, config_dict):
         result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
                                     config_dict={**config_dict, **keys}, resume_file=args.resume)
         return result if main_process else None
-    return distributed.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
+    from recbole_basrec.quick_start import launch
+
+    return launch.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
                              checkpoint_dir=config["checkpoint_dir"])
 
 
@@ -127,7 +129,7 @@ def cli(argv=None):
         import recbole_basrec
 
         recbole_basrec.setup()
-        from recbole_basrec.distributed import RankFailed
+        from recbole_basrec.quick_start.launch import RankFailed
         from recbole_basrec.quick_start.quick_start import Interrupted
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)

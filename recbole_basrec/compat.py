@@ -221,8 +221,12 @@ _original_run_recboles = None
 
 
 def patch_run_recboles():
+    """A no-op where RecBole's quick_start cannot be imported (it imports Ray, an extra of ours)."""
     global _original_run_recboles
-    from recbole.quick_start import quick_start
+    try:
+        from recbole.quick_start import quick_start
+    except ImportError:
+        return
 
     if quick_start.run_recboles is not run_recboles:
         _original_run_recboles = quick_start.run_recboles

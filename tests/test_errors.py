@@ -188,7 +188,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "checkpoint-dir-under-file": run(f"--checkpoint_dir={a_file}/saved"),
         "checkpoint-dir-unreachable": run("--checkpoint_dir=/proc/nope"),
         "wandb-missing": run("--log_wandb=True"),
-        "nproc": run("--nproc=2"),
+        "batch-not-split-by-nproc": run("--nproc=3"),
         "missing-checkpoint": run("--pretrained_path=/no/such.pth"),
         "not-a-checkpoint": run(f"--pretrained_path={notes}"),
         "malicious-checkpoint": run(f"--pretrained_path={malicious}"),

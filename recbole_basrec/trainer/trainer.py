@@ -14,7 +14,6 @@ import time
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from logging import getLogger
 
 import numpy as np
 import torch
