@@ -160,17 +160,15 @@ def run_recbole_basrec(
 
 
 def load_data_and_model(model_file, config_file_list=None, config_dict=None):
-    """Rebuild config, data and model from a checkpoint of our trainer (``weights_only`` load)."""
+    """Rebuild config, model, data and loaders from a checkpoint of our trainer (``weights_only`` load):
+    ``config, model, dataset, train_data, valid_data, test_data``, as RecBole's function of that name."""
     import torch
 
     checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
     settings = dict(checkpoint["config"])
     model_name, dataset_name = settings.pop("model"), settings.pop("dataset")
     settings.update(config_dict or {})
-    config = build_config(model_name, dataset_name, config_file_list, settings)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return config, model, dataset, train_data, valid_data, test_data
+    settings["pretrained_path"] = None  # the weights are this checkpoint's
+    run = build(model_name, dataset_name, config_file_list, settings)
+    run.trainer.load_weights(model_file)
+    return run.config, run.model, run.dataset, run.train_data, run.valid_data, run.test_data
