@@ -13,7 +13,8 @@ import sys
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="recbole-basrec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", default="SASRec",
                         help="a backbone (SASRec, GRU4Rec, FMLPRec or a stock RecBole model the generic path "
                              "serves, e.g. NARM; BASRec applied) or one of our model names (BASRecNARM, ...)")
