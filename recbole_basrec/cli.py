@@ -22,7 +22,7 @@ def parse_args(argv=None):
     from recbole_basrec.config.reference import help_epilog
 
     parser = argparse.ArgumentParser(
-        description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="recbole-basrec", description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--model", "-m", default=None,
