@@ -117,6 +117,10 @@ def main(argv=None):
         except common.BadRequest as error:
             parser.exit(2, f"error: {error}\n")
         return 0
+    import importlib.util
+
+    if args.job in ("speed", "accuracy", "models") and importlib.util.find_spec("matplotlib") is None:
+        parser.exit(2, 'error: the benchmark jobs plot their records with matplotlib: pip install -e ".[bench]"\n')
     words = ["python", "-m", "benchmarks"] + list(sys.argv[1:] if argv is None else argv)
     common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.

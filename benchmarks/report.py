@@ -209,7 +209,8 @@ def headline_table(records):
 
 PAGES = ("accuracy.md", "models.md", "speed.md", "tta.md")
 _GENERATED = ("<!-- Generated from the JSON records in this folder by `python -m benchmarks table --pages`; "
-              "edit the code in benchmarks/report.py, not this file. -->")
+              "edit the code in benchmarks/report.py, not this file. Recorded commands name the jobs' module "
+              "as it was then (`recbole_basrec.benchmark`, today `benchmarks`). -->")
 
 
 def _records(results_dir, pattern):
@@ -227,7 +228,7 @@ def _caption(path, record):
     png = name[: -len(".json")] + ".png"
     links = f"[{name}]({name})" + (f", [plot]({png})" if os.path.isfile(os.path.join(os.path.dirname(path), png))
                                    else "")
-    return f"{links}; {env.get('date', '')[:10]}, {where}; `{env.get('command', '')}`"
+    return f"{links}; {env.get('date', '')[:10]}, {where}; recorded command `{env.get('command', '')}`"
 
 
 def _accuracy_page(results_dir):

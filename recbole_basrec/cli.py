@@ -22,7 +22,7 @@ def parse_args(argv=None):
     from recbole_basrec.config.reference import help_epilog
 
     parser = argparse.ArgumentParser(
-        description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="recbole-basrec", description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--model", "-m", default=None,
@@ -98,9 +98,8 @@ def _launch(args):
 def _train(args, files, config_dict):
     """Several processes: spawned here (``--nproc``), or this is one of torchrun's."""
     from recbole_basrec import distributed
-    from recbole_basrec.compat import check_ddp_launch
     from recbole_basrec.quick_start import run_recbole_basrec
-    from recbole_basrec.quick_start.quick_start import Interrupted, build_config, resume_settings
+    from recbole_basrec.quick_start.quick_start import build_config, resume_settings
 
     settings = _launch(args)
     config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
@@ -108,7 +107,7 @@ def _train(args, files, config_dict):
     if args.resume:  # the checkpoint's model, dataset and settings
         model, dataset, checked = resume_settings(args.resume, model, dataset, files, config_dict)
     config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
-    check_ddp_launch(config, settings)
+    distributed.check_launch(config, settings)
     main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
     if main_process:
         print(distributed.describe(settings, config), flush=True)
@@ -117,8 +116,10 @@ def _train(args, files, config_dict):
         result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
                                     config_dict={**config_dict, **keys}, resume_file=args.resume)
         return result if main_process else None
-    return distributed.spawn(run_recbole_basrec, Interrupted, args.model, args.dataset, files, config_dict, settings,
-                             resume_file=args.resume, checkpoint_dir=config["checkpoint_dir"])
+    from recbole_basrec.quick_start import launch
+
+    return launch.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
+                             checkpoint_dir=config["checkpoint_dir"])
 
 
 def cli(argv=None):
@@ -128,7 +129,7 @@ def cli(argv=None):
         import recbole_basrec
 
         recbole_basrec.setup()
-        from recbole_basrec.distributed import RankFailed
+        from recbole_basrec.quick_start.launch import RankFailed
         from recbole_basrec.quick_start.quick_start import Interrupted
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)

@@ -121,35 +121,6 @@ def quiet_grad_scaler_warning():
 
 
 # ---------------------------------------------------------------------------- torch.distributed
-def ddp_backend(config):
-    """``nccl`` for a process group on GPUs, ``gloo`` on CPUs (RecBole's ``use_gpu`` and ``gpu_id``)."""
-    use_cuda = bool(config["use_gpu"]) and str(config["gpu_id"] or "") != "" and torch.cuda.is_available()
-    return "nccl" if use_cuda else "gloo"
-
-def check_ddp_launch(config, settings):
-    """Refuse, before any process starts, what DDP cannot run (ValueError with the fix)."""
-    n = settings["world_size"]
-    batch = config["train_batch_size"]
-    if batch % n:
-        raise ValueError(f"train_batch_size ({batch}) is the global batch, split over {n} processes: "
-                         f"make it a multiple of {n} (e.g. {batch - batch % n or n}).")
-    if ddp_backend(config) == "nccl":
-        gpus = [g for g in str(config["gpu_id"]).split(",") if g.strip()]
-        if len(gpus) < settings["nproc"]:
-            raise ValueError(f"{settings['nproc']} processes on this machine need {settings['nproc']} GPUs in gpu_id, "
-                             f"got gpu_id='{config['gpu_id']}': set --gpu_id="
-                             f"{','.join(str(i) for i in range(settings['nproc']))} (or --use_gpu=False for gloo on CPU).")
-
-def refuse_launch_keys(config):
-    """In one process, ``nproc`` or ``world_size`` above 1 in a config would be silently ignored:
-    RecBole reads them only from its launcher's arguments."""
-    for key in ("nproc", "world_size"):
-        value = config[key] if key in config else None
-        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
-            raise ValueError(f"{key}={value} in the config starts no processes: pass --{key}={value} to "
-                             f"run_recbole_basrec.py (or nproc= to recbole.quick_start.run) instead.")
-
-
 _original_init_device = None
 
 
@@ -163,12 +134,14 @@ def _init_device(self):
     import torch
     import torch.distributed as dist
 
+    from recbole_basrec import distributed
+
     cfg = self.final_config_dict
     if "local_rank" not in cfg:
         return _original_init_device(self)
     gpu_id = ",".join(map(str, cfg["gpu_id"])) if isinstance(cfg["gpu_id"], (tuple, list)) else str(cfg["gpu_id"])
     cfg["gpu_id"] = gpu_id
-    backend = ddp_backend(cfg)
+    backend = distributed.backend(cfg)
     missing = [k for k in ("nproc", "world_size", "ip", "port") if cfg.get(k) is None]
     if missing:
         raise ValueError(f"local_rank is set but {', '.join(missing)} not: start the processes with "
@@ -176,7 +149,7 @@ def _init_device(self):
     local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg.get("offset") or 0, cfg["world_size"]
     if backend == "nccl":
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id  # as RecBole: before CUDA starts in this process
-        check_ddp_launch(cfg, {"world_size": world, "nproc": nproc})
+        distributed.check_launch(cfg, {"world_size": world, "nproc": nproc})
     global_rank = offset + local_rank
     if not 0 <= local_rank < nproc or global_rank >= world:
         raise ValueError(f"local_rank {local_rank} with nproc {nproc}, offset {offset}, world_size {world} names no rank "
@@ -248,8 +221,12 @@ _original_run_recboles = None
 
 
 def patch_run_recboles():
+    """A no-op where RecBole's quick_start cannot be imported (it imports Ray, an extra of ours)."""
     global _original_run_recboles
-    from recbole.quick_start import quick_start
+    try:
+        from recbole.quick_start import quick_start
+    except ImportError:
+        return
 
     if quick_start.run_recboles is not run_recboles:
         _original_run_recboles = quick_start.run_recboles

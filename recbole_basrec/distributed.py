@@ -3,28 +3,51 @@
 RecBole's own DDP path is used: ``local_rank`` in the config makes ``Config._init_device`` join
 a process group (patched in :mod:`recbole_basrec.compat` for gloo and torchrun), the data
 loaders shard with a ``DistributedSampler`` and the trainer wraps the model in
-``DistributedDataParallel`` (what our trainer adds is in :mod:`recbole_basrec.trainer.distributed`).
-This module is the launch: the runner's ``--nproc``, ``--world_size``, ``--ip``, ``--port``,
-``--offset`` and the torchrun environment, and the spawned processes of one machine.
+``DistributedDataParallel``. This module adds what BASRec's trainer needs on top:
+
+* rank 0's checkpoint names on every rank, checkpoints written by global rank 0 only and read
+  back by rank 0 and broadcast (no shared file system needed for the best model);
+* evaluation rows gathered from every rank in the single-process order, RecBole's padding
+  duplicates dropped, so metrics equal a single process's on the same weights;
+* per-rank random streams (``seed + rank``) saved in the resume checkpoint;
+* the launch settings of ``--nproc=N`` and the torchrun environment (the launcher itself is
+  :mod:`recbole_basrec.quick_start.launch`).
 
 Conventions: ``train_batch_size`` is the global batch (RecBole splits it: each of N processes
 trains on ``train_batch_size / N`` rows per step) and DDP averages gradients, so one step
 equals a single process's step on the global batch and ``learning_rate`` needs no scaling.
 """
-import glob
 import os
-import signal
-import time
+from logging import getLogger
 
 import torch
 import torch.distributed as dist
 
-from recbole_basrec.compat import ddp_backend
-
 #: Keys of the launch, RecBole's names (``run(..., nproc, world_size, ip, port, group_offset)``).
 LAUNCH_KEYS = ("nproc", "world_size", "ip", "port", "offset")
-#: Seconds the launcher waits after Ctrl-C for the processes to stop before killing them.
-_STOP_GRACE_S = 10
+
+
+def active():
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank():
+    return dist.get_rank() if active() else 0
+
+
+def world_size():
+    return dist.get_world_size() if active() else 1
+
+
+def is_main():
+    """Whether this process writes checkpoints and results (global rank 0)."""
+    return rank() == 0
+
+
+def backend(config):
+    """``nccl`` for a process group on GPUs, ``gloo`` on CPUs (RecBole's ``use_gpu`` and ``gpu_id``)."""
+    use_cuda = bool(config["use_gpu"]) and str(config["gpu_id"] or "") != "" and torch.cuda.is_available()
+    return "nccl" if use_cuda else "gloo"
 
 
 # ---------------------------------------------------------------------------- launch settings
@@ -79,11 +102,26 @@ def launch_settings(nproc=None, world_size=None, ip=None, port=None, offset=None
             "torchrun": False}
 
 
+def check_launch(config, settings):
+    """Refuse, before any process starts, what DDP cannot run (ValueError with the fix)."""
+    n = settings["world_size"]
+    batch = config["train_batch_size"]
+    if batch % n:
+        raise ValueError(f"train_batch_size ({batch}) is the global batch, split over {n} processes: "
+                         f"make it a multiple of {n} (e.g. {batch - batch % n or n}).")
+    if backend(config) == "nccl":
+        gpus = [g for g in str(config["gpu_id"]).split(",") if g.strip()]
+        if len(gpus) < settings["nproc"]:
+            raise ValueError(f"{settings['nproc']} processes on this machine need {settings['nproc']} GPUs in gpu_id, "
+                             f"got gpu_id='{config['gpu_id']}': set --gpu_id="
+                             f"{','.join(str(i) for i in range(settings['nproc']))} (or --use_gpu=False for gloo on CPU).")
+
+
 def describe(settings, config):
     """The runner's one line about the launch."""
     machines = "" if settings["nproc"] == settings["world_size"] else \
         f" ({settings['nproc']} on this machine, ranks {settings['offset']}..{settings['offset'] + settings['nproc'] - 1})"
-    return f"training on {settings['world_size']} processes{machines} with the {ddp_backend(config)} backend"
+    return f"training on {settings['world_size']} processes{machines} with the {backend(config)} backend"
 
 
 def default_gpu_ids(config_dict, nproc):
@@ -94,164 +132,108 @@ def default_gpu_ids(config_dict, nproc):
     return config_dict
 
 
-# ---------------------------------------------------------------------------- spawn launcher
-class RankFailed(Exception):
-    """A training process ended abnormally; the message says which and how to continue."""
+# ---------------------------------------------------------------------------- trainer support
+def refuse_launch_keys(config):
+    """In one process, ``nproc`` or ``world_size`` above 1 in a config would be silently ignored:
+    RecBole reads them only from its launcher's arguments."""
+    for key in ("nproc", "world_size"):
+        value = config[key] if key in config else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            raise ValueError(f"{key}={value} in the config starts no processes: pass --{key}={value} to "
+                             f"run_recbole_basrec.py (or nproc= to recbole.quick_start.run) instead.")
 
 
-def _plain_result(result):
-    return {k: (dict(v) if hasattr(v, "items") else v) for k, v in result.items()}
+def prepare_trainer(trainer):
+    """Make a trainer built inside a process group consistent across ranks: rank 0's checkpoint
+    names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation."""
+    from recbole.utils import init_seed
+
+    config = trainer.config
+    check_launch(config, {"world_size": world_size(), "nproc": config["nproc"] or 1})
+    names = [trainer.saved_model_file]
+    dist.broadcast_object_list(names, src=0)
+    trainer.saved_model_file = names[0]
+    init_seed(config["seed"] + rank(), config["reproducibility"])
+    collector = trainer.eval_collector
+    collector.get_data_struct = _gathering(collector.get_data_struct, trainer)
+    if is_main():
+        getLogger().info(f"DDP: {world_size()} processes, {dist.get_backend()} backend, per-process batch "
+                         f"{config['train_batch_size'] // world_size()} (global {config['train_batch_size']})")
 
 
-def _peer_failure(error):
-    """Whether ``error`` is a collective failing because another rank stopped."""
-    if isinstance(error, getattr(dist, "DistError", ())):
+#: Collected evaluation rows (one per evaluated sequence) that are gathered across ranks.
+_ROW_KEYS = ("rec.topk", "rec.meanrank", "rec.score", "rec.items", "data.label")
+
+
+def gather_rows(tensor, n_rows):
+    """Every rank's ``(K, ...)`` rows of a ``DistributedSampler(shuffle=False)`` split, in the
+    original order, the sampler's padding duplicates dropped: ``(n_rows, ...)`` on each rank.
+    Rank r holds rows r, r + W, r + 2W, ... (wrapping round to the start to pad)."""
+    device = tensor.device
+    if backend_of_group() == "nccl" and device.type != "cuda":
+        tensor = tensor.to(torch.device("cuda", torch.cuda.current_device()))
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    rows = torch.stack(parts, dim=1).flatten(0, 1)
+    return rows[:n_rows].to(device)
+
+
+def backend_of_group():
+    return dist.get_backend() if active() else None
+
+
+def _gathering(get_data_struct, trainer):
+    def gathered():
+        struct = get_data_struct()
+        n_rows = trainer._eval_rows
+        for key in _ROW_KEYS:
+            if key in struct:
+                struct.set(key, gather_rows(struct.get(key), n_rows))
+        return struct
+
+    return gathered
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def load_on_rank0(load):
+    """``load()`` run by rank 0 only and its result sent to every rank; an error there is
+    raised on every rank (so none waits for the others)."""
+    outcome = None
+    if is_main():
+        try:
+            outcome = ("ok", load())
+        except (ValueError, FileNotFoundError) as error:
+            outcome = (type(error).__name__, str(error))
+    kind, value = broadcast_object(outcome)
+    if kind == "ok":
+        return value
+    raise (FileNotFoundError if kind == "FileNotFoundError" else ValueError)(value)
+
+
+def gather_rng_states():
+    """Every rank's torch CPU (and current CUDA device's) random state, on every rank."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    states = [None] * world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
+def restore_rng_state(states, seed, epoch):
+    """This rank's saved random state; when the run had another number of processes, a fresh
+    stream from ``seed``, the rank and the epoch (reproducible, but not the interrupted one's)."""
+    if isinstance(states, list) and len(states) == world_size():
+        state = states[rank()]
+        torch.set_rng_state(state["cpu"].cpu())
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"].cpu())
         return True
-    text = str(error)
-    return isinstance(error, RuntimeError) and any(w in text for w in ("gloo", "Gloo", "NCCL", "Connection closed"))
-
-
-def _worker(local_rank, queue, run, interrupted, model, dataset, config_file_list, config_dict, resume_file):
-    """One rank of ``spawn``: ``run(...)`` trains, and rank 0 sends the result (or every rank its
-    error). Exit codes: 0, 2 bad input, 130 interrupted, 1 a peer stopped (the launcher says which)."""
-    import sys
-    import traceback
-
-    import recbole_basrec
-
-    recbole_basrec.setup()  # the package sets itself up only outside the runner's command
-
-    stopping = []
-
-    def on_sigint(signum, frame):
-        if not stopping:  # the terminal's Ctrl-C and the launcher's may both arrive: act on one
-            stopping.append(signum)
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    config_dict = {**config_dict, "local_rank": local_rank}
-    global_rank = config_dict["offset"] + local_rank
-    try:
-        result = run(model, dataset, config_file_list=config_file_list, config_dict=config_dict,
-                     resume_file=resume_file)
-    except interrupted as stop:
-        queue.put(("interrupted", global_rank, str(stop)))
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except (ValueError, FileNotFoundError, NotImplementedError) as error:
-        queue.put(("error", global_rank, str(error)))
-        sys.exit(2)
-    except Exception as error:
-        if stopping:
-            sys.exit(130)
-        if not _peer_failure(error):  # a bug: its traceback is what helps
-            traceback.print_exc()
-        sys.exit(1)
-    if global_rank == 0:
-        queue.put(("result", 0, _plain_result(result)))
-
-
-def newest_last_checkpoint(checkpoint_dir, since):
-    """The ``-last.pth`` file a run started at ``since`` (epoch seconds) wrote last, or None."""
-    files = [f for f in glob.glob(os.path.join(str(checkpoint_dir), "*-last.pth")) if os.path.getmtime(f) >= since]
-    return max(files, key=os.path.getmtime) if files else None
-
-
-def newest_checkpoint(checkpoint_dir, since):
-    """The best-model checkpoint (not ``-last.pth``) a run started at ``since`` wrote last, or None."""
-    files = [f for f in glob.glob(os.path.join(str(checkpoint_dir), "*.pth"))
-             if not f.endswith("-last.pth") and os.path.getmtime(f) >= since]
-    return max(files, key=os.path.getmtime) if files else None
-
-
-def spawn(run, interrupted, model, dataset, config_file_list, config_dict, settings, resume_file=None,
-          checkpoint_dir="saved"):
-    """Run ``settings['nproc']`` ranks of this machine (torch's spawn, as RecBole's ``run``), each
-    calling ``run(model, dataset, ...)`` (``run_recbole_basrec``), and return rank 0's result dict
-    (None on a machine without rank 0).
-
-    Ctrl-C stops every rank (they get SIGINT; any still running after a grace period are
-    killed) and raises ``interrupted`` (the quick start's ``Interrupted``); a rank that dies stops
-    the others and raises ``RankFailed`` naming it and the checkpoint to resume from; a bad input
-    in any rank raises its ValueError."""
-    import logging
-
-    import torch.multiprocessing as mp
-
-    # torch logs each rank it stops after a failure; our one line says it instead
-    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
-    config_dict = {**config_dict, **{k: settings[k] for k in LAUNCH_KEYS}}
-    queue = mp.get_context("spawn").SimpleQueue()
-    started = time.time()
-    context = mp.start_processes(
-        _worker, args=(queue, run, interrupted, model, dataset, config_file_list, config_dict, resume_file),
-        nprocs=settings["nproc"], join=False, start_method="spawn",
-    )
-    messages = []
-
-    def drain():
-        while not queue.empty():
-            messages.append(queue.get())
-
-    failure = None
-    try:
-        while True:
-            try:
-                if context.join(timeout=0.5, grace_period=5):
-                    break
-            except (mp.ProcessExitedException, mp.ProcessRaisedException) as error:  # the others are stopped
-                failure = error
-                break
-            finally:
-                drain()
-    except KeyboardInterrupt:
-        _stop(context)
-        drain()
-        said = [m[2] for m in messages if m[0] == "interrupted" and m[1] == 0]
-        if said and "--resume=" in said[0]:  # rank 0's own account
-            raise interrupted(said[0]) from None
-        best = newest_checkpoint(checkpoint_dir, started) or "none yet"
-        last = newest_last_checkpoint(checkpoint_dir, started)
-        resume = f"; continue with --resume={last}" if last else ""
-        raise interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
-    drain()
-    for kind, _, text in messages:
-        if kind == "error":
-            raise ValueError(text)
-    for kind, _, text in messages:
-        if kind == "interrupted":
-            raise interrupted(text)
-    if failure is not None:
-        how = f"ended by {signal.Signals(-failure.exit_code).name}" if getattr(failure, "exit_code", 0) < 0 \
-            else f"failed ({type(failure).__name__}: {str(failure).strip().splitlines()[-1]})"
-        last = newest_last_checkpoint(checkpoint_dir, started)
-        resume = f"continue with --resume={last} and the same --nproc" if last else "no epoch had finished"
-        raise RankFailed(f"process {settings['offset'] + failure.error_index} of {settings['world_size']} {how}; "
-                         f"every process was stopped; {resume}.")
-    results = [text for kind, _, text in messages if kind == "result"]
-    return results[0] if results else None
-
-
-def _stop(context):
-    """After Ctrl-C: SIGINT to every rank still running (a terminal has sent it already; a
-    ``kill -INT`` of the launcher alone has not), then SIGKILL to any that do not stop: a rank
-    can be blocked in a collective its stopped peer never joins. Checkpoints are written
-    atomically, so nothing written is lost."""
-    for process in context.processes:
-        if process.is_alive():
-            try:
-                os.kill(process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + _STOP_GRACE_S
-    for process in context.processes:
-        while True:
-            try:
-                process.join(max(deadline - time.monotonic(), 0))
-                break
-            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-                deadline = 0
-        if process.is_alive():
-            process.kill()
-            process.join()
+    torch.manual_seed(int(seed) + 1000 * world_size() * (int(epoch) + 1) + rank())
+    return False

@@ -14,7 +14,7 @@ import recbole.data.dataset
 import recbole.model.sequential_recommender
 import recbole.trainer
 
-from recbole_basrec.config import HANDWRITTEN, stock_sequential_models
+from recbole_basrec.config import DEDICATED, HANDWRITTEN, stock_sequential_models
 from recbole_basrec.data.dataset import BASRecDataset
 from recbole_basrec.model import sequential_recommender as models
 from recbole_basrec.model.generic import generic_basrec_class
@@ -26,8 +26,14 @@ MODEL_CLASSES = {
 # Every other stock sequential model through the generic path; one it cannot serve is refused
 # when it is built, with the reason.
 MODEL_CLASSES.update(
-    {f"BASRec{name}": generic_basrec_class(cls) for name, cls in stock_sequential_models().items() if name not in HANDWRITTEN}
+    {
+        f"BASRec{name}": generic_basrec_class(cls)
+        for name, cls in stock_sequential_models().items()
+        if name not in HANDWRITTEN and name not in DEDICATED
+    }
 )
+# Stock models with a dedicated adapter (masked items, session graphs, item features, scoring).
+MODEL_CLASSES.update({name: getattr(models, name) for name in DEDICATED.values()})
 
 
 def _module_of(cls):

@@ -7,13 +7,12 @@ from helpers import ROOT
 PACKAGE = "recbole_basrec"
 #: Lowest first. A module may import its own layer's modules and those of lower layers only.
 LAYERS = [
-    ["compat", "console"],
+    ["compat", "console", "distributed"],
     ["config"],
     ["data"],
     ["model"],
     ["trainer"],
     ["registry"],
-    ["distributed"],
     ["quick_start", "tune"],
     ["cli", "__init__"],
 ]

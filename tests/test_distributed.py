@@ -11,8 +11,6 @@ import torch
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec import distributed
-from recbole_basrec.compat import check_ddp_launch
-from recbole_basrec.trainer import distributed as ranks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"epochs": 1, "stage1_epochs": 0, "train_batch_size": 32, "eval_batch_size": 64, "MAX_ITEM_LIST_LENGTH": 10,
@@ -71,7 +69,7 @@ def test_global_batch_must_split_evenly(tiny_config_dict):
     config = build_config("SASRec", "tiny", config_dict={**tiny_config_dict, "train_batch_size": 33})
     with pytest.raises(ValueError, match=r"train_batch_size \(33\) is the global batch, split over 2 processes: "
                                          r"make it a multiple of 2 \(e\.g\. 32\)\."):
-        check_ddp_launch(config, {"world_size": 2, "nproc": 2})
+        distributed.check_launch(config, {"world_size": 2, "nproc": 2})
 
 
 def test_recbole_config_joins_a_gloo_group_on_cpu_and_ddp_wraps_without_device_ids(tiny_config_dict):
@@ -125,21 +123,21 @@ def _primitives(rank, port, out):
     # 5 evaluation rows over 2 ranks as RecBole's loaders split them: rank 1 gets row 0 again as padding
     sampler = torch.utils.data.distributed.DistributedSampler(list(range(5)), num_replicas=2, rank=rank, shuffle=False)
     mine = torch.tensor([[10 * i, i] for i in sampler])
-    record["gathered"] = ranks.gather_rows(mine, 5)
-    record["loaded"] = ranks.load_on_rank0(lambda: {"w": torch.full((2,), 7.0 + rank)})
+    record["gathered"] = distributed.gather_rows(mine, 5)
+    record["loaded"] = distributed.load_on_rank0(lambda: {"w": torch.full((2,), 7.0 + rank)})
 
     def bad():
         raise ValueError("Checkpoint 'x.pth' does not exist.")
 
     try:
-        ranks.load_on_rank0(bad)
+        distributed.load_on_rank0(bad)
     except ValueError as error:
         record["error"] = str(error)
     torch.manual_seed(100 + rank)
-    states = ranks.gather_rng_states()
+    states = distributed.gather_rng_states()
     expected = torch.rand(3)
     torch.manual_seed(0)
-    record["restored"] = ranks.restore_rng_state(states, seed=0, epoch=0)
+    record["restored"] = distributed.restore_rng_state(states, seed=0, epoch=0)
     record["same_draws"] = torch.equal(torch.rand(3), expected)
     torch.save(record, os.path.join(out, f"p{rank}.pt"))
     dist.destroy_process_group()
@@ -366,7 +364,8 @@ def test_two_machines_need_no_shared_checkpoint_folder(tiny_data_path, tmp_path)
 
 _KILL_RANK_1 = """
 import os, signal
-from recbole_basrec.trainer import BASRecTrainer, distributed
+from recbole_basrec import distributed
+from recbole_basrec.trainer import BASRecTrainer
 original = BASRecTrainer._save_last
 def save_then_die(self, epoch):
     original(self, epoch)

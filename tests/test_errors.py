@@ -111,7 +111,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
 
     return {
         "unknown-model": run("--model=Nope", sizes=COMMON),
-        "refused-model": run("--model=BERT4Rec", sizes=COMMON),
+        "refused-model": run("--model=TransRec", sizes=COMMON),
         "generic-sequence-mode": run("--model=NARM", "--train_mode=sequence", sizes=COMMON),
         "unknown-tta": run("--tta=tdrop"),
         "missing-dataset": run(dataset="nowhere", path=data),
@@ -189,7 +189,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "checkpoint-dir-under-file": run(f"--checkpoint_dir={a_file}/saved"),
         "checkpoint-dir-unreachable": run("--checkpoint_dir=/proc/nope"),
         "wandb-missing": run("--log_wandb=True"),
-        "nproc-batch": run("--nproc=2", "--train_batch_size=33"),
+        "batch-not-split-by-nproc": run("--nproc=3"),
         "nproc-in-config": run(f"--config_files={nproc_yaml}"),
         "missing-checkpoint": run("--pretrained_path=/no/such.pth"),
         "not-a-checkpoint": run(f"--pretrained_path={notes}"),

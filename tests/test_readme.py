@@ -28,8 +28,7 @@ def test_readmes_relative_links_resolve():
     readme = _read("README.md")
     links = [target for target in re.findall(r"\]\(([^)#]+)[^)]*\)", readme) if "://" not in target]
     assert links
-    generated_by_the_lead = {"docs/configuration.md"}  # the configuration reference is generated
-    missing = [link for link in links if not os.path.exists(os.path.join(ROOT, link)) and link not in generated_by_the_lead]
+    missing = [link for link in links if not os.path.exists(os.path.join(ROOT, link))]
     assert missing == []
 
 

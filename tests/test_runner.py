@@ -36,6 +36,7 @@ def test_bad_input_gives_one_line_error_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("basrec", ["True", "False"])
 def test_runner_trains_and_prints_test_metrics(basrec, tiny_data_path, tmp_path):
     result = run(
@@ -51,3 +52,38 @@ def test_runner_trains_and_prints_test_metrics(basrec, tiny_data_path, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test      : {'hit@5': 0." in result.stdout and "ndcg@20" in result.stdout
     assert "np.float64" not in result.stdout  # plain numbers for the reader
+
+
+def test_the_console_shows_one_line_per_epoch_and_the_log_file_the_rest(tiny_data_path, tmp_path):
+    result = run("--dataset=tiny", f"--data_path={tiny_data_path}", f"--checkpoint_dir={tmp_path / 'saved'}",
+                 "--stage1_epochs=1", "--epochs=2", "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16",
+                 "--inner_size=32", "--n_layers=1", "--n_heads=1", "--use_gpu=False", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = (result.stderr + result.stdout).splitlines()
+    epochs = [line.split("INFO  ")[-1].split(":")[0] for line in console if "min left" in line]
+    assert epochs == ["stage 1 epoch 0/0", "stage 2 epoch 1/2", "stage 2 epoch 2/2"]  # RecBole's epoch indices
+    assert len(console) == len(epochs) + 2  # then the best validation and the test result
+    [log_file] = (tmp_path / "log" / "BASRecSASRec").iterdir()
+    log = log_file.read_text()
+    assert "General Hyper Parameters" in log and "epoch 1 training" in log  # RecBole's own lines, kept there
+    assert "stage 2 epoch 2/2" in log
+
+
+def test_show_config_puts_the_configuration_dump_on_the_console(tiny_data_path, tmp_path):
+    result = run("--dataset=tiny", f"--data_path={tiny_data_path}", f"--checkpoint_dir={tmp_path}", "--epochs=1",
+                 "--MAX_ITEM_LIST_LENGTH=10", "--use_gpu=False", "--show_config=True", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "General Hyper Parameters" in result.stderr
+    assert "epoch 0 training" not in result.stderr  # RecBole's per-epoch lines stay in the log file
+
+
+def test_the_converter_runs_without_torch_or_recbole(tmp_path):
+    source = tmp_path / "Toy.txt"
+    source.write_text("1 1 2 3\n2 2 3 4 5\n")
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "recbole_basrec.data.convert", str(source),
+                             str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "recbole_basrec" in imported  # the package root was imported (the converter runs as __main__)
+    assert not [name for name in imported if name.split(".")[0] in ("torch", "recbole")]
+    assert (tmp_path / "Toy" / "Toy.inter").read_text().splitlines()[1] == "1\t1\t0"

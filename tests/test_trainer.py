@@ -156,6 +156,7 @@ sys.exit(run_recbole_basrec.cli(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_data_path, tmp_path):
     import glob
     import os

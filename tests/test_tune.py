@@ -9,7 +9,13 @@ import psutil
 import pytest
 import yaml
 
-ray = pytest.importorskip("ray", reason='the search tests need Ray Tune: pip install "recbole-basrec[tune]"')
+try:
+    import ray
+except ImportError:  # the tune extra is not installed
+    ray = None
+
+#: Tests that start Ray (a local cluster or a real search): the slow tier, and only with Ray Tune.
+needs_ray = pytest.mark.skipif(ray is None, reason='needs Ray Tune: pip install "recbole-basrec[tune]"')
 
 from recbole_basrec.tune.search import FAILED, FINISHED, STOPPED, run_search
 
@@ -90,9 +96,11 @@ def test_argument_errors(tmp_path):
         run_search("SASRec", "tiny", str(typo), config_dict={"checkpoint_dir": str(tmp_path)})
     with pytest.raises(ValueError, match="unknown key 'lr'"):
         run_search("SASRec", "tiny", SASREC_SPACE, config_dict={"lr": 0.1, "checkpoint_dir": str(tmp_path)})
-    assert not ray.is_initialized()
+    assert ray is None or not ray.is_initialized()
 
 
+@pytest.mark.slow
+@needs_ray
 def test_real_search_two_trials(tiny_config_dict, tmp_path, monkeypatch):
     """Two sampled configurations of BASRec-SASRec, one epoch each, through Ray Tune."""
     monkeypatch.chdir(tmp_path)  # Ray's trial folders and the default output go under here
@@ -126,6 +134,8 @@ def test_real_search_two_trials(tiny_config_dict, tmp_path, monkeypatch):
     assert_ray_down()
 
 
+@pytest.mark.slow
+@needs_ray
 def test_failing_trial_does_not_stop_search(tiny_config_dict, tmp_path):
     """One trial raises: it is reported as FAILED and the other one still wins."""
     space = tmp_path / "space.hyper"
@@ -159,6 +169,8 @@ def test_failing_trial_does_not_stop_search(tiny_config_dict, tmp_path):
     assert_ray_down()
 
 
+@pytest.mark.slow
+@needs_ray
 def test_ray_shut_down_on_ctrl_c(tiny_config_dict, monkeypatch):
     """A KeyboardInterrupt during the search still shuts the local Ray down."""
     from ray import tune
@@ -191,6 +203,8 @@ def test_search_without_ray_says_how_to_install_it():
     assert proc.stderr.strip() == 'error: --search needs Ray Tune: pip install "recbole-basrec[tune]"'
 
 
+@pytest.mark.slow
+@needs_ray
 def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, tmp_path, monkeypatch):
     """`ray start --head` on 127.0.0.1, a one-trial search through --ray_address, cluster still up;
     then that cluster alone is stopped."""

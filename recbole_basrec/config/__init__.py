@@ -14,7 +14,10 @@ from recbole_basrec.config.files import (
     properties_dir,
 )
 from recbole_basrec.config.models import (
+    DEDICATED,
     HANDWRITTEN,
+    KNOWN_REFUSALS,
+    SEQUENCE_MODE,
     OWN_BACKBONES,
     backbone_of,
     backbones,
@@ -25,4 +28,5 @@ from recbole_basrec.config.models import (
     registered_model_names,
     resolve_model_name,
     stock_sequential_models,
+    trains_sequence_mode,
 )

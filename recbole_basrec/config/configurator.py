@@ -28,12 +28,15 @@ from recbole.utils import argument_list
 from recbole_basrec.config import schema
 from recbole_basrec.config.files import default_config_files, load_yaml
 from recbole_basrec.config.models import (
+    HANDWRITTEN,
+    SEQUENCE_MODE,
     backbone_of,
     check_servable,
     is_basrec,
     is_generic,
     is_ours,
     stock_sequential_models,
+    trains_sequence_mode,
 )
 
 #: Keys RecBole reads without declaring them in a YAML file (distributed training).
@@ -259,10 +262,10 @@ def _check_schedule(model, final):
 def _check_basrec(model, final):
     if final["rate_min"] > final["rate_max"]:
         raise ValueError(f"rate_min ({final['rate_min']}) > rate_max ({final['rate_max']}); swap them.")
-    if is_generic(model) and final["train_mode"] != "prefix":
+    if final["train_mode"] != "prefix" and not trains_sequence_mode(model):
         raise ValueError(
-            f"{model} is served by the generic path, which trains one target per prefix: set train_mode=prefix "
-            f"(train_mode=sequence needs a hand-written adapter: SASRec, GRU4Rec, FMLPRec)."
+            f"{model} trains one target per prefix (its forward gives no causal output per position): set "
+            f"train_mode=prefix (train_mode=sequence: {', '.join((*HANDWRITTEN, *SEQUENCE_MODE))})."
         )
     path = final["pretrained_path"]
     if path is not None and not os.path.isfile(path):
@@ -288,7 +291,7 @@ def _check_environment(final):
         except ImportError:
             raise ValueError("log_wandb=True needs wandb, which is not installed: pip install wandb") from None
     if "local_rank" not in final:  # a launched process has local_rank; elsewhere nproc > 1 would be ignored
-        from recbole_basrec.compat import refuse_launch_keys
+        from recbole_basrec.distributed import refuse_launch_keys
 
         refuse_launch_keys(final)
 

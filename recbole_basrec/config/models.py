@@ -14,18 +14,45 @@ HANDWRITTEN = {
 #: Sequential models of ours that are not BASRec (RecBole 1.2.1 has no FMLP-Rec).
 OWN_BACKBONES = ("FMLPRec",)
 
-#: Stock models refused for reasons a probe batch cannot show (or before they could be built).
+#: Stock models served by a dedicated adapter (``recbole_basrec/model/sequential_recommender/``):
+#: what the generic path cannot see by itself (masked items, graph nodes, item features, the
+#: scoring), on its conventions otherwise (RecBole's layout and defaults, BASRec-generic.yaml).
+DEDICATED = {
+    "BERT4Rec": "BASRecBERT4Rec",
+    "CORE": "BASRecCORE",
+    "FDSA": "BASRecFDSA",
+    "GCSAN": "BASRecGCSAN",
+    "GRU4RecF": "BASRecGRU4RecF",
+    "HGN": "BASRecHGN",
+    "NPE": "BASRecNPE",
+    "SASRecF": "BASRecSASRecF",
+    "SRGNN": "BASRecSRGNN",
+}
+#: Stock models off the hand-written adapters that train with ``train_mode: sequence``: those whose
+#: ``forward`` returns one causal output per position (the generic path's probe checks both). No
+#: stock model of RecBole 1.2.1 does (NextItNet returns its last column); a model that does is
+#: served in both modes by :func:`recbole_basrec.model.generic.generic_basrec_class`.
+SEQUENCE_MODE = ()
+#: Stock models refused, with the reason (one line each; the probe would only show a symptom).
 KNOWN_REFUSALS = {
-    "BERT4Rec": "trains a masked-item objective over the whole sequence, not next-item prediction",
-    "S3Rec": "is a self-supervised pre-training model over item attributes",
-    "FDSA": "reads item feature fields as well, which fused views cannot carry",
-    "GRU4RecF": "reads item feature fields as well, which fused views cannot carry",
-    "SASRecF": "reads item feature fields as well, which fused views cannot carry",
-    "GRU4RecKG": "needs knowledge-graph data",
-    "KSR": "needs knowledge-graph data",
-    "TransRec": "scores items by a translation distance, not by a dot product with item_embedding",
+    "S3Rec": "is a self-supervised pre-training model over item attributes (its fine-tuning stage is "
+             "SASRec-like: train SASRec with BASRec instead)",
+    "GRU4RecKG": "needs knowledge-graph entity embeddings for every item (data the generic path does not load)",
+    "KSR": "needs knowledge-graph entity and relation embeddings (data the generic path does not load)",
+    "TransRec": "scores items by a negative translation distance plus a bias, not by an inner product "
+                "that mixed target embeddings can enter",
     "DIN": "scores one candidate at a time from feature fields (a click-through model)",
     "DIEN": "scores one candidate at a time from feature fields (a click-through model)",
+    "FPMC": "scores items by user-item and last-item factor tables, not from a sequence representation "
+            "(forward needs the candidate item)",
+    "GRU4RecCPR": "scores with a multi-facet softmax (softmax-CPR) over several hidden states, not one "
+                  "representation per sequence against item_embedding (forward returns every layer's states)",
+    "SASRecCPR": "scores with a multi-facet softmax (softmax-CPR) over several hidden states, not one "
+                 "representation per sequence against item_embedding (forward returns every layer's states)",
+    "HRM": "embeds a re-ordered copy of the sequence and rewrites the lengths in place, so fused views "
+           "cannot replace its input embedding without changing its code",
+    "RepeatNet": "predicts a repeat/explore mixture of probabilities, not scores of a representation "
+                 "against an item table",
 }
 
 #: ``forward`` argument names used by RecBole's models -> what the generic path passes.
@@ -50,6 +77,7 @@ def backbones():
     path (:mod:`recbole_basrec.model.generic`) for every other stock sequential model."""
     mapping = {name: f"BASRec{name}" for name in stock_sequential_models()}
     mapping.update(HANDWRITTEN)
+    mapping.update(DEDICATED)
     return mapping
 
 
@@ -63,7 +91,8 @@ def is_basrec(model_name):
 
 
 def is_generic(model_name):
-    """Whether ``model_name`` is BASRec on a stock model through the generic path."""
+    """Whether ``model_name`` is BASRec on a stock model through the generic path or a dedicated
+    adapter (both: RecBole's layout, the generic defaults)."""
     return is_basrec(model_name) and model_name not in HANDWRITTEN.values()
 
 
@@ -100,7 +129,7 @@ def backbone_of(model_name):
 def refusal(model_name, reason):
     return ValueError(
         f"{model_name} cannot be trained with BASRec: it {reason}. "
-        f"Served models are listed in docs/generic.md."
+        f"Served models are listed in docs/served-models.md."
     )
 
 
@@ -114,6 +143,11 @@ def forward_arguments(backbone):
             f"takes forward({', '.join(names)}); the generic path passes only the item sequence, its length and the user",
         )
     return tuple(FORWARD_ARGUMENTS[n] for n in names)
+
+
+def trains_sequence_mode(model_name):
+    """Whether ``model_name`` may train with ``train_mode: sequence``."""
+    return model_name in HANDWRITTEN.values() or backbone_of(model_name) in SEQUENCE_MODE
 
 
 def check_servable(backbone):

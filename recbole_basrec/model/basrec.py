@@ -205,8 +205,8 @@ class BASRec:
         full_width = augmenting and self.n_whole_level > 0
         slots = self._slots(self._encode(seq, item_emb, item_seq_len, trim=not full_width), item_seq_len)
         hidden = slots[rows, cols]
-        pos_emb = self.item_embedding(targets[rows, cols])
-        neg_emb = None if negatives is None else self.item_embedding(negatives[rows, cols])
+        pos_emb = self._item_vectors(targets[rows, cols])
+        neg_emb = None if negatives is None else self._item_vectors(negatives[rows, cols])
         rec = self._loss(hidden, pos_emb, neg_emb)
         if not augmenting:
             return rec
@@ -247,6 +247,12 @@ class BASRec:
             negatives = torch.where(clash, redraw, negatives)
         return negatives
 
+    def _item_vectors(self, ids=None):
+        """What the losses score an output against: the embeddings of items ``ids``, or of every
+        item (``ids=None``). A backbone scoring items otherwise (normalised, with a bias) overrides
+        this, keeping ``score = <output, vector>``."""
+        return self.item_embedding.weight if ids is None else self.item_embedding(ids)
+
     def _slots(self, output, item_seq_len):
         """Encoder outputs at the target slots ``(B, T, D)``: the last real position, or every position."""
         if self.train_mode == "prefix":
@@ -259,7 +265,7 @@ class BASRec:
         scales each slot's term."""
         pos_score = (hidden * pos_emb).sum(-1)
         if self.loss_type == "CE":
-            per_slot = torch.logsumexp(hidden @ self.item_embedding.weight.t(), dim=-1) - pos_score
+            per_slot = torch.logsumexp(hidden @ self._item_vectors().t(), dim=-1) - pos_score
         else:
             neg_score = (hidden * neg_emb).sum(-1)
             if self.loss_type == "BPR":
@@ -306,6 +312,8 @@ class BASRec:
             return aug.mixup(item_emb[rows % batch, cols], self.item_embedding(views[rows, cols]),
                              lam[rows].view(-1, 1, 1))
 
+        # Adapters that fuse more than item ids (item features) read the views and coefficients.
+        fused.views, fused.lam = views, lam
         # Each view's loss reads only its own target slots, so trimming stays exact here.
         output = self._encode(seq.repeat(n_views, 1), fused, lengths)
         slots = self._slots(output, lengths).view(n_views, batch, -1, output.size(-1))
@@ -331,6 +339,6 @@ class BASRec:
         lam = torch.cat([item_wise, feature_wise])  # (2 * rounds, M, D)
         partner = aug.csa_partners(2 * rounds, batch, device)[:, rows]  # (2 * rounds, M)
         hidden = aug.mixup(slots[rows, cols], slots[partner, cols], lam)
-        pos = aug.mixup(pos_emb, self.item_embedding(targets[partner, cols]), lam)
-        neg = None if negatives is None else aug.mixup(neg_emb, self.item_embedding(negatives[partner, cols]), lam)
+        pos = aug.mixup(pos_emb, self._item_vectors(targets[partner, cols]), lam)
+        neg = None if negatives is None else aug.mixup(neg_emb, self._item_vectors(negatives[partner, cols]), lam)
         return self._loss(hidden, pos, neg)

@@ -11,7 +11,9 @@ Reference:
   embeddings (a forward hook, see :mod:`recbole_basrec.model.input_embedding`);
 * cross-sequence mixup works on what ``forward`` returns, one representation per sequence
   (the last real position for models returning one per position);
-* training is ``train_mode: prefix`` (RecBole's: one target per training prefix);
+* training is ``train_mode: prefix`` (RecBole's: one target per training prefix), or
+  ``train_mode: sequence`` for a model whose ``forward`` returns one causal output per
+  position (``(B, L, D)``; no stock model of RecBole 1.2.1 does): the probe checks both;
 * the objective is BASRec's, with BASRec on or off: a stock model's own extra loss terms
   (SINE's concept-covariance regulariser, ``reg_weight`` penalties, FEARec's contrastive losses)
   are not added, because they live inside each model's ``calculate_loss``.
@@ -43,6 +45,8 @@ class GenericBASRec(BASRec):
         self._forward_args = check_servable(self.backbone)
         self._user_field = config["USER_ID_FIELD"]
         self._users = None
+        # The probe runs before BASRec's __init__ reads train_mode.
+        self._sequence_mode = config["train_mode"] == "sequence"
         super().__init__(config, dataset)
 
     def _check_backbone(self, dataset):
@@ -63,6 +67,7 @@ class GenericBASRec(BASRec):
         users = torch.ones(len(rows), dtype=torch.long).clamp(max=max(dataset.user_num - 1, 0))
         probe = Interaction({self.ITEM_SEQ: seq, self.ITEM_SEQ_LEN: lengths, self._user_field: users})
         calls = []  # the ids of every 2-D item_embedding call
+        embedded = self._embedded_ids(seq)
 
         def record(ids, output):
             calls.append(ids.clone())
@@ -72,24 +77,63 @@ class GenericBASRec(BASRec):
         self.eval()
         try:
             with torch.no_grad(), replace_input_embedding(self, record):
+                raw = self._backbone_output(seq, lengths, users)
                 output = self._backbone_forward(seq, lengths, users)
                 scores = self.full_sort_predict(probe)
+                vectors = self._item_vectors()
         except Exception as error:  # noqa: BLE001 - any failure means the probe cannot vouch for it
             raise refusal(name, f"fails on a probe batch ({type(error).__name__}: {error})") from None
         finally:
             self.train(training)
-        if not any(c.shape == seq.shape and torch.equal(c, seq) for c in calls):
+        if not any(c.shape == embedded.shape and torch.equal(c, embedded) for c in calls):
             raise refusal(name, "does not embed its input sequence with item_embedding (e.g. it embeds graph nodes)")
         if output.dim() != 2 or output.size(-1) != embedding.embedding_dim:
             raise refusal(name, "does not return one representation per sequence of the item embedding's size")
-        expected = output @ embedding.weight.t()
+        expected = output @ vectors.t()
         if scores.shape != expected.shape or not torch.allclose(scores, expected, rtol=1e-4, atol=1e-5):
-            raise refusal(name, "scores items other than as forward(...) @ item_embedding.weight, which BASRec's losses train")
+            raise refusal(name, f"scores items other than as {self._scoring}, which BASRec's losses train")
+        if self._sequence_mode:
+            self._check_per_position(raw, seq, lengths, users)
+
+    #: How the losses score items (see ``_item_vectors``), for the probe's refusal.
+    _scoring = "forward(...) @ item_embedding.weight"
+
+    def _check_per_position(self, raw, seq, lengths, users):
+        """``train_mode: sequence`` needs one output per position, each blind to later items."""
+        name = self.backbone.__name__
+        if raw.dim() != 3 or raw.shape[:2] != seq.shape:
+            raise refusal(name, "returns one representation per sequence, so train_mode=sequence has no "
+                                "per-position outputs; set train_mode=prefix")
+        # Change every item after the first: a causal model's first output stays the same.
+        changed = torch.where(seq > 0, seq % (self.n_items - 1) + 1, seq)
+        changed[:, 0] = seq[:, 0]
+        training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                other = self._backbone_output(changed, lengths, users)
+        finally:
+            self.train(training)
+        if not torch.allclose(raw[:, 0], other[:, 0], rtol=1e-4, atol=1e-5):
+            raise refusal(name, "lets each position's output see later items, so train_mode=sequence would "
+                                "leak targets; set train_mode=prefix")
+
+    def _embedded_ids(self, seq):
+        """The ids the stock ``forward`` embeds its input ``seq`` as (graph models: the nodes)."""
+        return seq
+
+    def _embed_input(self, item_seq, item_emb):
+        """What replaces ``item_embedding(_embedded_ids(item_seq))`` given per-position ``item_emb``."""
+        return item_emb
+
+    def _backbone_output(self, seq, lengths, users):
+        """The stock ``forward``, as it returns: ``(B, D)``, or ``(B, L, D)`` per position."""
+        inputs = {"seq": seq, "len": lengths, "user": users}
+        return super(BASRec, self).forward(*(inputs[a] for a in self._forward_args))
 
     def _backbone_forward(self, seq, lengths, users):
-        inputs = {"seq": seq, "len": lengths, "user": users}
-        output = super(BASRec, self).forward(*(inputs[a] for a in self._forward_args))
-        if output.dim() == 3:  # one output per position (NextItNet): the last real one
+        output = self._backbone_output(seq, lengths, users)
+        if output.dim() == 3:  # one output per position: the last real one
             output = self.gather_indexes(output, lengths - 1)
         return output
 
@@ -108,19 +152,26 @@ class GenericBASRec(BASRec):
         return seq
 
     def _last(self, output, lengths):
+        if self.train_mode == "sequence":
+            return self.gather_indexes(output, lengths - 1)
         return output[:, -1]
 
     def _encode(self, item_seq, item_emb, item_seq_len, trim=True):
-        """The stock ``forward`` with ``item_emb`` in place of its input embedding: ``(B, 1, D)``."""
+        """The stock ``forward`` with ``item_emb`` in place of its input embedding: ``(B, 1, D)``
+        (``(B, L, D)`` under ``train_mode: sequence``)."""
         if callable(item_emb):  # built on demand (see BASRec._encode): here always whole
             item_emb = item_emb(slice(None), slice(None))
         users = None if self._users is None else self._users.repeat(item_seq.size(0) // self._users.size(0))
 
+        embedded = self._embedded_ids(item_seq)
+
         def fused(ids, output):
-            same = ids.shape == item_seq.shape and torch.equal(ids, item_seq)
-            return item_emb if same else output
+            same = ids.shape == embedded.shape and torch.equal(ids, embedded)
+            return self._embed_input(item_seq, item_emb) if same else output
 
         with replace_input_embedding(self, fused):
+            if self.train_mode == "sequence":
+                return self._backbone_output(item_seq, item_seq_len, users)
             return self._backbone_forward(item_seq, item_seq_len, users).unsqueeze(1)
 
 

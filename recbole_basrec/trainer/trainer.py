@@ -14,20 +14,18 @@ import time
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from logging import getLogger
 
 import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
-from recbole_basrec.compat import refuse_launch_keys
+from recbole_basrec import distributed
 from recbole_basrec.config import backbone_of, tta_settings
 from recbole_basrec.config.snapshot import config_snapshot
 from recbole_basrec.console import CONSOLE
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
-from recbole_basrec.trainer import distributed
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 #: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
@@ -128,7 +126,7 @@ class BASRecTrainer(Trainer):
         if not config["single_spec"]:
             distributed.prepare_trainer(self)
         else:
-            refuse_launch_keys(config)
+            distributed.refuse_launch_keys(config)
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation

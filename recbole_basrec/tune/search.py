@@ -8,7 +8,7 @@ writes the best configuration as a YAML file that the runner accepts via ``--con
     from recbole_basrec.tune.search import run_search
     out = run_search("SASRec", "ml-1m", "properties/search/SASRec.hyper", num_samples=8,
                      max_concurrent=2)
-    # python run_recbole_basrec.py --model SASRec --dataset ml-1m --config_files saved/best-SASRec-ml-1m.yaml
+    # recbole-basrec --model SASRec --dataset ml-1m --config_files saved/best-SASRec-ml-1m.yaml
 """
 import logging
 import math
