@@ -69,3 +69,38 @@ def build_tiny(config_dict, backbone="SASRec", **overrides):
     from recbole_basrec.quick_start import build
 
     return build(backbone, "tiny", config_dict={**config_dict, **overrides})
+
+
+def assert_stock_inference_and_learning(name, model, config, train, test, shrink=1.0):
+    """``model`` (BASRec on stock ``name``) has the stock model's parameters and initialisation
+    (built with the same seed) and its scores; its three BASRec losses are finite, positive for
+    the augmentations, and their sum after four epochs on the toy data is below ``shrink`` times
+    the first epoch's."""
+    import torch
+    from recbole.utils import init_seed
+
+    from recbole_basrec.config import stock_sequential_models
+
+    init_seed(0, True)
+    stock = stock_sequential_models()[name](config, train._dataset)
+    assert model.state_dict().keys() == stock.state_dict().keys()
+    assert all(torch.equal(v, stock.state_dict()[k]) for k, v in model.state_dict().items())
+    model.eval(), stock.eval()
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        assert torch.allclose(model.full_sort_predict(batch), stock.full_sort_predict(batch), atol=1e-5)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    epoch_losses = []
+    for _ in range(4):
+        total = 0.0
+        for batch in train:
+            rec, ssa, csa = model.calculate_loss(batch)
+            loss = rec + ssa + csa
+            assert torch.isfinite(loss) and ssa > 0 and csa > 0
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        epoch_losses.append(total)
+    assert epoch_losses[-1] < shrink * epoch_losses[0]

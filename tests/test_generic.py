@@ -1,11 +1,13 @@
 """BASRec on stock RecBole sequential models through the generic path (no hand-written adapter)."""
 import pytest
 import torch
-from recbole.utils import get_model, init_seed
+from recbole.utils import get_model
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.config import DEDICATED, HANDWRITTEN, stock_sequential_models
 from recbole_basrec.model.generic import GenericBASRec
+
+from helpers import assert_stock_inference_and_learning
 
 #: Stock models the generic path serves (the README's list); every other one is refused.
 SERVED = ["Caser", "FEARec", "FOSSIL", "LightSANs", "NARM", "NextItNet", "SHAN", "SINE", "STAMP"]
@@ -37,31 +39,7 @@ def test_served_model_trains_and_infers_as_the_stock_model(tiny_setup, name):
     config, dataset, model, trainer, (train, valid, test) = tiny_setup(name, learning_rate=0.003, **SMALL)
     assert isinstance(model, GenericBASRec) and type(model).__name__ == f"BASRec{name}"
     # Same parameters as the stock model built with the same seed; the same scores.
-    init_seed(0, True)
-    stock = stock_sequential_models()[name](config, train._dataset)
-    assert model.state_dict().keys() == stock.state_dict().keys()
-    assert all(torch.equal(v, stock.state_dict()[k]) for k, v in model.state_dict().items())  # same initialisation
-    stock.load_state_dict(model.state_dict())
-    model.eval(), stock.eval()
-    batch = next(iter(test))[0]
-    with torch.no_grad():
-        assert torch.allclose(model.full_sort_predict(batch), stock.full_sort_predict(batch), atol=1e-5)
-    # BASRec's three losses are finite and their sum goes down on the learnable toy data.
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
-    epoch_losses = []
-    for _ in range(4):
-        total = 0.0
-        for batch in train:
-            rec, ssa, csa = model.calculate_loss(batch)
-            loss = rec + ssa + csa
-            assert torch.isfinite(loss) and ssa > 0 and csa > 0
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        epoch_losses.append(total)
-    assert epoch_losses[-1] < epoch_losses[0]
+    assert_stock_inference_and_learning(name, model, config, train, test, shrink=1.0)
 
 
 @pytest.mark.parametrize("name", ["NARM", "Caser", "NextItNet"])

@@ -12,7 +12,7 @@ from recbole_basrec.config import DEDICATED, HANDWRITTEN, KNOWN_REFUSALS, stock_
 from recbole_basrec.model.generic import generic_basrec_class
 from recbole_basrec.model.session_graph import session_nodes
 
-from helpers import write_tiny_dataset
+from helpers import assert_stock_inference_and_learning, write_tiny_dataset
 
 FEATURES = ["FDSA", "GRU4RecF", "SASRecF"]
 NEW = sorted(DEDICATED)
@@ -57,30 +57,7 @@ def test_new_model_probes_trains_and_infers_as_the_stock_model(build, name):
     config, dataset, model, trainer, (train, valid, test) = build(name, learning_rate=0.003)
     assert type(model).__name__ == f"BASRec{name}" and get_model(f"BASRec{name}") is type(model)
     # Same parameters and initialisation as the stock model built with the same seed; same scores.
-    init_seed(0, True)
-    stock = stock_sequential_models()[name](config, train._dataset)
-    assert model.state_dict().keys() == stock.state_dict().keys()
-    assert all(torch.equal(v, stock.state_dict()[k]) for k, v in model.state_dict().items())
-    model.eval(), stock.eval()
-    batch = next(iter(test))[0]
-    with torch.no_grad():
-        assert torch.allclose(model.full_sort_predict(batch), stock.full_sort_predict(batch), atol=1e-5)
-    # BASRec's three losses are finite and their sum goes down on the learnable toy data.
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
-    epoch_losses = []
-    for _ in range(4):
-        total = 0.0
-        for batch in train:
-            rec, ssa, csa = model.calculate_loss(batch)
-            loss = rec + ssa + csa
-            assert torch.isfinite(loss) and ssa > 0 and csa > 0
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        epoch_losses.append(total)
-    assert epoch_losses[-1] < 0.95 * epoch_losses[0]
+    assert_stock_inference_and_learning(name, model, config, train, test, shrink=0.95)
 
 
 @pytest.mark.parametrize("name,loss_type", [("BERT4Rec", "CE"), ("BERT4Rec", "BPR"), ("CORE", "CE"), ("NPE", "CE")])
