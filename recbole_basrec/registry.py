@@ -17,7 +17,7 @@ import recbole.trainer
 from recbole_basrec.config import HANDWRITTEN, stock_sequential_models
 from recbole_basrec.data.dataset import BASRecDataset
 from recbole_basrec.model import sequential_recommender as models
-from recbole_basrec.model.generic import basrec_model
+from recbole_basrec.model.generic import generic_basrec_class
 from recbole_basrec.trainer import BASRecTrainer
 
 MODEL_CLASSES = {
@@ -26,7 +26,7 @@ MODEL_CLASSES = {
 # Every other stock sequential model through the generic path; one it cannot serve is refused
 # when it is built, with the reason.
 MODEL_CLASSES.update(
-    {f"BASRec{name}": basrec_model(cls) for name, cls in stock_sequential_models().items() if name not in HANDWRITTEN}
+    {f"BASRec{name}": generic_basrec_class(cls) for name, cls in stock_sequential_models().items() if name not in HANDWRITTEN}
 )
 
 

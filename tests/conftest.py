@@ -1,10 +1,9 @@
-"""Shared fixtures: a tiny, learnable sequential dataset written as RecBole atomic files."""
-
+"""Fixtures: the tiny dataset (written once per session) and its fast CPU config."""
 import sys
 
 import pytest
 
-from helpers import write_tiny_dataset
+from helpers import TINY_ITEMS, TINY_USERS, build_tiny, read_raw_sequences, tiny_config, write_tiny_dataset  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,46 +25,16 @@ def tiny_data_path(tmp_path_factory):
 @pytest.fixture
 def tiny_config_dict(tiny_data_path, tmp_path):
     """Config overrides for a fast CPU run on the tiny dataset."""
-    return {
-        "data_path": tiny_data_path,
-        "checkpoint_dir": str(tmp_path / "saved"),
-        "epochs": 2,
-        "stage1_epochs": 0,
-        "train_batch_size": 32,
-        "eval_batch_size": 64,
-        "MAX_ITEM_LIST_LENGTH": 10,
-        "hidden_size": 16,
-        "inner_size": 32,
-        "embedding_size": 16,
-        "n_layers": 1,
-        "n_heads": 1,
-        "use_gpu": False,
-        "show_progress": False,
-        "state": "ERROR",
-        "seed": 0,
-        # one set of sizes for every backbone: keys another backbone reads pass with a warning
-        "strict_keys": False,
-    }
+    return tiny_config(tiny_data_path, tmp_path / "saved")
 
 
 @pytest.fixture
 def tiny_setup(tiny_config_dict):
     """``build(backbone, **overrides)`` -> config, dataset, model, trainer, (train, valid, test)
     on the tiny dataset, seeded."""
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    import recbole_basrec  # noqa: F401
-    from recbole_basrec.quick_start.quick_start import build_config
 
     def build(backbone="SASRec", **overrides):
-        config = build_config(backbone, "tiny", config_dict={**tiny_config_dict, **overrides})
-        init_seed(0, True)
-        dataset = create_dataset(config)
-        splits = data_preparation(config, dataset)
-        init_seed(0, True)
-        model = get_model(config["model"])(config, splits[0]._dataset)
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-        return config, dataset, model, trainer, splits
+        run = build_tiny(tiny_config_dict, backbone, **overrides)
+        return run.config, run.dataset, run.model, run.trainer, (run.train_data, run.valid_data, run.test_data)
 
     return build

@@ -106,8 +106,11 @@ def test_mixup_with_lambda_one_returns_the_first_input_and_broadcasts():
     assert torch.allclose(aug.mixup(a, b, lam), lam * a + (1 - lam) * b)
 
 
-def test_sample_beta_shape_and_support():
+@pytest.mark.parametrize("beta", [0.3, 0.4, 5.0])
+def test_sample_beta_draws_beta_beta_beta(beta):
+    # Beta(a, a) has mean 1/2 and variance 1 / (4 (2a + 1)): the concentration reaches both parameters
     torch.manual_seed(0)
-    lam = aug.sample_beta(0.4, (1000,), torch.device("cpu"))
-    assert lam.shape == (1000,) and lam.min() >= 0 and lam.max() <= 1
-    assert abs(lam.mean().item() - 0.5) < 0.05  # symmetric Beta
+    lam = aug.sample_beta(beta, (20000,), torch.device("cpu"))
+    assert lam.shape == (20000,)
+    assert lam.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert lam.var().item() == pytest.approx(1 / (4 * (2 * beta + 1)), rel=0.05)

@@ -6,10 +6,12 @@ import os
 import pytest
 
 import recbole_basrec  # noqa: F401
-from recbole_basrec.benchmark import common
-from recbole_basrec.benchmark.__main__ import main
-from recbole_basrec.benchmark.accuracy import METRICS, best_validation, run_accuracy
-from recbole_basrec.benchmark.speed import run_speed
+
+pytest.importorskip("matplotlib", reason='the benchmark jobs plot their records: pip install "recbole-basrec[bench]"')
+from benchmarks import common
+from benchmarks.__main__ import main
+from benchmarks.accuracy import METRICS, best_validation, run_accuracy
+from benchmarks.speed import run_speed
 
 SMALL = {
     "hidden_size": 16,
@@ -37,8 +39,9 @@ def test_speed_job_on_tiny(tiny_data_path, tmp_path):
     assert os.path.isfile(record["json_path"]) and _png(record["png_path"])
     with open(record["json_path"]) as f:
         saved = json.load(f)
-    for key in ("environment", "settings", "results", "similarity_build", "reference"):
+    for key in ("environment", "settings", "results", "similarity_build"):
         assert key in saved
+    assert "reference" not in saved  # only what the job measured
     env = saved["environment"]
     for key in ("date", "command", "torch", "recbole", "torch_threads", "cpu_model"):
         assert key in env
@@ -48,7 +51,10 @@ def test_speed_job_on_tiny(tiny_data_path, tmp_path):
         assert r["ratio"] > 0 and r["ratio_floor"] == 3 and r["ratio_target"] == pytest.approx(3.15)
         assert r["epoch"]["plain_s"] > 0 and r["epoch"]["basrec_s"] > 0
         assert "plain" in r["memory"] and "basrec" in r["memory"]
-        assert r["memory"]["basrec"].get("rss_peak_mib", 1) > 0
+        memory = r["memory"]["basrec"]  # Linux: peak of the current RSS while the steps ran
+        assert memory["rss_peak_mib"] >= memory["rss_baseline_mib"] > 0
+        assert memory["rss_peak_over_baseline_mib"] == pytest.approx(
+            memory["rss_peak_mib"] - memory["rss_baseline_mib"], abs=1e-4)  # the record keeps 5 decimals
     assert saved["results"][0]["epoch"]["kind"].startswith("measured")
     assert saved["results"][1]["epoch"]["kind"].startswith("estimate")
     assert saved["similarity_build"]["median_s"] > 0
@@ -92,7 +98,7 @@ def test_the_tested_epoch_is_the_latest_of_equal_best_scores():
 
 
 def test_published_stage2_of_fmlprec_borrows_sasrecs_schedule_for_the_dataset():
-    from recbole_basrec.benchmark.accuracy import borrowed_stage2_schedule
+    from benchmarks.accuracy import borrowed_stage2_schedule
 
     # SASRec-Beauty.yaml: 200 epochs, validated from epoch 101 on NDCG@20, patience 20 validations
     assert borrowed_stage2_schedule("FMLPRec", "Beauty") == {
@@ -118,12 +124,25 @@ def test_cli_missing_dataset_exits_zero(tmp_path):
 
     missing = str(tmp_path / "Beauty.txt")
     proc = subprocess.run(
-        [sys.executable, "-m", "recbole_basrec.benchmark", "speed", "--data_file", missing],
-        capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, PYTHONPATH=common.REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")),
+        [sys.executable, "-m", "benchmarks", "speed", "--data_file", missing],
+        capture_output=True, text=True, timeout=120, cwd=common.REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     assert "skipped" in proc.stdout
+
+
+def test_ctrl_c_ends_a_job_with_exit_130_and_one_line_naming_what_it_saved(tmp_path, monkeypatch, capsys):
+    from benchmarks import tta
+
+    def interrupted(**kwargs):
+        common.saving(f"{tmp_path}/tta-tiny.json (every finished variant; the same command runs the rest)")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tta, "run_tta", interrupted)
+    assert main(["tta", "--dataset", "tiny", "--data_path", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err == f"interrupted: saved {tmp_path}/tta-tiny.json (every finished variant; the same command runs the rest)\n"
+    assert common.SAVED is None  # a later job in the same process starts with nothing saved
 
 
 def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_path, tmp_path, monkeypatch):
@@ -193,32 +212,14 @@ def test_accuracy_arms_run_by_separate_processes_give_the_whole_runs_record(tiny
         run("bad", ["stage1"])
 
 
-def test_resume_files_with_numpy_metric_values_load_only_when_asked(tmp_path):
-    import numpy as np
-    import torch
-
-    from recbole_basrec.trainer.trainer import load_checkpoint
-
-    path = str(tmp_path / "resume.pth")
-    torch.save({"valid_history": [{"ndcg@10": np.float64(0.25)}], "w": torch.ones(2)}, path)
-    with pytest.raises(ValueError):
-        load_checkpoint(path)  # plain weights-only load refuses numpy scalars
-    state = load_checkpoint(path, allow_numpy_scalars=True)
-    assert state["valid_history"][0]["ndcg@10"] == 0.25 and torch.equal(state["w"], torch.ones(2))
-
-
 def test_tta_job_records_each_variant_and_keeps_earlier_ones(tiny_data_path, tmp_path):
     import torch
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model
 
-    from recbole_basrec.benchmark.tta import BASE, run_tta
-    from recbole_basrec.quick_start.quick_start import build_config
+    from benchmarks.tta import BASE, run_tta
+    from recbole_basrec.quick_start import build
 
-    config = build_config("SASRec", "tiny", config_dict=common.quiet_config(
-        {"data_path": tiny_data_path, "seed": 0, "basrec": False}))
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = get_model(config["model"])(config, train._dataset)
+    model = build("SASRec", "tiny", config_dict=common.quiet_config(
+        {"data_path": tiny_data_path, "seed": 0, "basrec": False})).model
     checkpoint = tmp_path / "trained.pth"
     torch.save({"state_dict": model.state_dict()}, checkpoint)
     out = tmp_path / "out"
@@ -238,7 +239,7 @@ def test_tta_job_records_each_variant_and_keeps_earlier_ones(tiny_data_path, tmp
 
 
 def test_models_job_runs_both_arms_from_one_stage1_and_resumes(tiny_data_path, tmp_path, monkeypatch):
-    from recbole_basrec.benchmark import models as models_job
+    from benchmarks import models as models_job
 
     monkeypatch.setattr(common, "REPO_ROOT", str(tmp_path))  # saved/ under tmp
     overrides = dict(SMALL, MAX_ITEM_LIST_LENGTH=10, train_batch_size=32)
@@ -264,7 +265,7 @@ def test_models_job_runs_both_arms_from_one_stage1_and_resumes(tiny_data_path, t
     assert again["models"] == json.load(open(os.path.join(out, "models-tiny-t.json")))["models"]
     assert sum("already in" in line for line in lines) == 2
 
-    from recbole_basrec.benchmark import accuracy
+    from benchmarks import accuracy
 
     json_path = os.path.join(out, "models-tiny-t.json")
     real_run = accuracy.run_accuracy

@@ -284,5 +284,5 @@ def test_stock_trainer_round_trip(tiny_data_path, tmp_path, causal):
     best_valid, _ = trainer.fit(train_data, valid_data, saved=False)
     result = trainer.evaluate(test_data, load_best_model=False)
     assert "ndcg@10" in result and "hit@10" in result
-    assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in result.values())
+    assert result["ndcg@10"] > 0 and result == trainer.evaluate(test_data, load_best_model=False)  # scores are deterministic
     assert math.isfinite(best_valid)

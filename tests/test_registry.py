@@ -43,4 +43,4 @@ def test_stock_run_recbole_trains_our_models_with_our_defaults(name, tiny_data_p
     )
     # Hit/NDCG@{5,10,20} are our defaults (RecBole's are Recall/MRR/... @10)
     assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
-    assert 0 <= result["test_result"]["ndcg@10"] <= 1
+    assert result["test_result"]["ndcg@10"] > 0  # the targets are ranked, not masked away

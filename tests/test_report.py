@@ -1,13 +1,14 @@
-"""The accuracy table: exact text on a hand-made record, one-line errors, README in step with results/."""
+"""The report: exact tables of hand-made records, one-line errors, results pages and the README's
+headline in step with the committed JSON records."""
 import glob
 import json
 import os
 
 import pytest
 
-from recbole_basrec.benchmark import common
-from recbole_basrec.benchmark.__main__ import main
-from recbole_basrec.benchmark.report import accuracy_table, run_label, summary_table
+from benchmarks import common
+from benchmarks.__main__ import main
+from benchmarks.report import HEADLINE_RUNS, PAGES, accuracy_table, headline_table, pages, run_label, summary_table
 
 
 def _phase(scale, best=None, last=None, wall_s=None):
@@ -91,28 +92,56 @@ def test_summary_of_hand_made_runs_is_exact_and_refuses_mixed_backbones():
         "published-from-reference-seed2024"
 
 
-def test_readme_summaries_are_the_committed_from_reference_runs():
-    """The README's summary of each backbone's runs from the authors' checkpoints lists every such JSON."""
-    with open(os.path.join(common.REPO_ROOT, "README.md")) as f:
-        readme = f.read()
-    for model in ("sasrec", "gru4rec"):
-        pattern = f"accuracy-{model}-beauty-published-from-reference*.json"
-        paths = sorted(glob.glob(os.path.join(common.DEFAULT_OUT, pattern)))
-        assert len(paths) >= 3
-        records = []
-        for path in paths:
-            with open(path) as f:
-                records.append((run_label(path), json.load(f)))
-        assert summary_table(records) in readme, f"README's summary of {model} from the authors' checkpoints differs"
+def test_headline_is_one_seed_mean_per_backbone_and_refuses_mixed_protocols():
+    first, second, other = _record(), dict(_record(), basrec=_phase(1.1)), _record(model="GRU4Rec")
+    first["seed"], second["seed"], other["seed"] = 2024, 2020, 2020
+    lines = headline_table([("a", first), ("b", second), ("c", other)]).splitlines()
+    assert lines[0].startswith("| backbone, dataset (test, history masked, budget None) | stage 1 | seeds |")
+    # BASRec's mean of .0550 / .0275 and .0440 / .0220, the plain arm's .0440 / .0220 in both
+    assert lines[2] == "| SASRec, Beauty | ours | 2020, 2024 | .0495 | .0248 | .0810 | .0455 | .0440 | .0220 | +12.5% |"
+    assert lines[3] == "| GRU4Rec, Beauty | ours | 2020 | .0550 | .0275 | .0546 | .0286 | .0440 | .0220 | +25.0% |"
+    assert len(lines) == 4
+    with pytest.raises(ValueError, match="mix the authors' stage 1 and ours"):
+        headline_table([("a", first), ("b", _record(from_reference="/x.pt"))])
+    with pytest.raises(ValueError, match="mix masked and unmasked"):
+        headline_table([("a", first), ("b", _record(masked=False))])
+    with pytest.raises(ValueError, match="mix budgets"):
+        headline_table([("a", first), ("b", dict(_record(), budget="reduced"))])
 
 
-def test_readme_tables_are_the_committed_results():
-    """Every published-budget table in the README is what its JSON in results/ generates."""
-    with open(os.path.join(common.REPO_ROOT, "README.md")) as f:
+def test_committed_results_pages_are_what_the_json_records_generate():
+    """results/*.md are generated: regenerating them from the committed JSON gives the committed text."""
+    generated = pages()
+    assert set(generated) == set(PAGES)
+    for name, text in generated.items():
+        with open(os.path.join(common.DEFAULT_OUT, name), encoding="utf-8") as f:
+            assert f.read() == text.rstrip("\n") + "\n", f"results/{name} differs: run python -m benchmarks table --pages"
+    # every accuracy record has its table on the accuracy page
+    for path in glob.glob(os.path.join(common.DEFAULT_OUT, "accuracy-*.json")):
+        with open(path) as f:
+            assert accuracy_table(json.load(f)) in generated["accuracy.md"], os.path.basename(path)
+
+
+def test_readme_headline_is_the_committed_runs_seed_means():
+    with open(os.path.join(common.REPO_ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()
-    paths = sorted(glob.glob(os.path.join(common.DEFAULT_OUT, "accuracy-*-published-*.json")))
+    paths = sorted(glob.glob(os.path.join(common.DEFAULT_OUT, HEADLINE_RUNS)))
     assert len(paths) >= 4
+    records = []
     for path in paths:
         with open(path) as f:
-            table = accuracy_table(json.load(f))
-        assert table in readme, f"README's table of {os.path.basename(path)} differs from the JSON"
+            records.append((run_label(path), json.load(f)))
+    assert headline_table(records) in readme, "README's headline differs: python -m benchmarks table --summary ..."
+
+
+def test_pages_job_writes_every_page(tmp_path, capsys):
+    import shutil
+
+    for path in glob.glob(os.path.join(common.DEFAULT_OUT, "*.json")):
+        shutil.copy(path, tmp_path)
+    assert main(["table", "--pages", "--out", str(tmp_path)]) == 0
+    assert set(PAGES) <= set(os.listdir(tmp_path))
+    for name in PAGES:
+        with open(tmp_path / name, encoding="utf-8") as f:
+            assert f.read().startswith("<!-- Generated from the JSON records")
+    assert capsys.readouterr().out.count("wrote ") == len(PAGES)

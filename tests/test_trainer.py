@@ -5,23 +5,16 @@ import sys
 
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_seed
+from helpers import build_tiny
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.quick_start import load_data_and_model, run_recbole_basrec
-from recbole_basrec.quick_start.quick_start import build_config
 from recbole_basrec.trainer import BASRecTrainer
 
 
 def _setup(config_dict, backbone="SASRec"):
-    config = build_config(backbone, "tiny", config_dict=config_dict)
-    init_seed(config["seed"], True)
-    dataset = create_dataset(config)
-    train, valid, test = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return config, model, trainer, (train, valid, test)
+    run = build_tiny(config_dict, backbone)
+    return run.config, run.model, run.trainer, (run.train_data, run.valid_data, run.test_data)
 
 
 def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
@@ -37,13 +30,14 @@ def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
     assert final["stage"] == 2 and final["epoch"] in (2, 3)
 
 
-@pytest.mark.parametrize("basrec,prefixes", [
-    (True, ["stage 1 epoch 1/1", "stage 2 epoch 1/1"]),
-    (False, ["epoch 1/1"]),  # plain training from scratch has no stages
+@pytest.mark.parametrize("basrec,stage1_epochs,prefixes", [
+    (True, 1, ["stage 1 epoch 0/0", "stage 2 epoch 1/1"]),  # RecBole's epoch indices, counted on across stages
+    (True, 0, ["epoch 0/0"]),  # no stage 1: no stages named
+    (False, 1, ["epoch 0/0"]),  # plain training has no stage 1
 ])
-def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, prefixes):
+def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, stage1_epochs, prefixes):
     config, model, trainer, (train, valid, test) = _setup(
-        {**tiny_config_dict, "basrec": basrec, "stage1_epochs": 1, "epochs": 1})
+        {**tiny_config_dict, "basrec": basrec, "stage1_epochs": stage1_epochs, "epochs": 1})
     lines = []
     trainer.progress_sink = lines.append
     trainer.fit(train, valid, saved=False)
@@ -220,28 +214,6 @@ def test_early_stopping_compares_unrounded_scores_unless_asked_not_to(tiny_confi
     assert trainer.valid_history[1]["ndcg@10"] == (0.03279 if exact else 0.0328)
     assert torch.load(trainer.saved_model_file, weights_only=True)["epoch"] == best_epoch
     assert trainer.evaluator.metric_class["ndcg"].decimal_place == 4  # restored after validating
-
-
-def test_a_run_validated_before_exact_scores_resumes_under_the_rounded_rule(tiny_config_dict):
-    result = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 1})
-    path = result["saved_model_file"]
-    checkpoint = torch.load(path, weights_only=True)
-    assert checkpoint["config"]["exact_valid_score"] is True
-    config, model, trainer, data = _setup({**tiny_config_dict, "epochs": 2})
-    trainer.resume_checkpoint(path)
-    assert trainer.exact_valid_score is True
-    del checkpoint["config"]["exact_valid_score"]  # as written before the key existed
-    torch.save(checkpoint, path)
-    trainer.resume_checkpoint(path)
-    assert trainer.exact_valid_score is False  # it compared rounded scores: it goes on doing so
-    torch.save({**checkpoint, "config": {**checkpoint["config"], "exact_valid_score": None}}, path)
-    trainer.exact_valid_score = True  # (a process started before the key, saving after the YAML gained it)
-    trainer.resume_checkpoint(path)
-    assert trainer.exact_valid_score is False
-    torch.save({**checkpoint, "best_valid_score": -float("inf")}, path)  # not validated yet
-    trainer.exact_valid_score = True
-    trainer.resume_checkpoint(path)
-    assert trainer.exact_valid_score is True
 
 
 def test_keep_freed_memory_stops_large_tensors_faulting_in_again():

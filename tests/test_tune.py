@@ -7,8 +7,9 @@ import time
 
 import psutil
 import pytest
-import ray
 import yaml
+
+ray = pytest.importorskip("ray", reason='the search tests need Ray Tune: pip install "recbole-basrec[tune]"')
 
 from recbole_basrec.tune.search import FAILED, FINISHED, STOPPED, run_search
 
@@ -104,7 +105,7 @@ def test_real_search_two_trials(tiny_config_dict, tmp_path, monkeypatch):
     assert all(t["status"] in (FINISHED, STOPPED) for t in trials), trials
     best = next(t for t in trials if t["params"] == out["best_params"])
     assert best["status"] == FINISHED
-    assert 0.0 <= best["metrics"]["test/ndcg@10"] <= 1.0 and "test/hit@10" in best["metrics"]
+    assert best["metrics"]["test/ndcg@10"] > 0 and "test/hit@10" in best["metrics"]
     assert out["best_valid_score"] == best["best_valid_score"]
     assert out["best_valid_score"] == max(t["best_valid_score"] for t in trials)
     for t in trials:
@@ -187,7 +188,7 @@ def test_search_without_ray_says_how_to_install_it():
         capture_output=True, text=True, timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": root},
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == 'error: --search needs Ray Tune, which is not installed: pip install "ray[tune]>=2.41"'
+    assert proc.stderr.strip() == 'error: --search needs Ray Tune: pip install "recbole-basrec[tune]"'
 
 
 def test_search_joins_a_running_cluster_and_leaves_it_healthy(tiny_config_dict, tmp_path, monkeypatch):

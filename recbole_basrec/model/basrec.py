@@ -153,7 +153,7 @@ class BASRec:
 
         With ``trim`` (and a backbone whose real outputs ignore padding), the batch is encoded
         per group of similar lengths, each group cut to its longest sequence: only padding is
-        skipped, which is most of the work on short-sequence data (86% of positions on Beauty).
+        skipped, which is most of the work on data of short sequences.
         Outputs at padding positions are then not the encoder's (zeros); callers that read
         them (CSA partners) pass ``trim=False``. ``item_emb`` is the ``(B, L, D)`` input, or a
         function ``(rows, cols) -> input`` of those rows and columns, so that an input built per

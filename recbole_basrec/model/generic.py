@@ -33,9 +33,9 @@ from recbole_basrec.model.input_embedding import replace_input_embedding
 
 class GenericBASRec(BASRec):
     """BASRec mixed into a stock model through its ``item_embedding`` and ``forward``
-    (see the module docstring). Use via :func:`basrec_model`."""
+    (see the module docstring). Use via :func:`generic_basrec_class`."""
 
-    #: The stock class; set by :func:`basrec_model`.
+    #: The stock class; set by :func:`generic_basrec_class`.
     backbone = None
     trims_padding = False
 
@@ -125,7 +125,7 @@ class GenericBASRec(BASRec):
 
 
 @functools.lru_cache(maxsize=None)
-def basrec_model(backbone):
+def generic_basrec_class(backbone):
     """The class ``BASRec<backbone name>``: ``backbone`` trained with BASRec (generic path)."""
     name = f"BASRec{backbone.__name__}"
     doc = (

@@ -12,6 +12,7 @@ from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolv
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
 from recbole_basrec.trainer.trainer import load_checkpoint, remove_stale_temporaries
+from recbole_basrec.console import CONSOLE, quiet_console
 
 
 class Interrupted(Exception):
@@ -76,16 +77,35 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
     return saved_model, saved_dataset, settings
 
 
-def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, trainer=True):
-    """Config, dataset, data loaders, model and (with ``trainer``) trainer, as RecBole's
-    ``run_recbole`` builds them; ``resume_file`` continues that run (see :func:`resume_settings`).
-    Every input is checked before RecBole logs anything."""
+def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, trainer=True,
+          data=None):
+    """Config, dataset, data loaders, model and (with ``trainer``) trainer of one run, seeded,
+    before any training, as RecBole's ``run_recbole`` builds them. Every input is checked before
+    RecBole logs anything.
+
+    Args:
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names (``BASRecSASRec``, ...).
+        dataset (str): RecBole dataset name, read from ``data_path``.
+        config_file_list (list of str): YAML files, over our defaults.
+        config_dict (dict): overrides, over the files.
+        resume_file (str): continue that run from its ``-last.pth`` (see :func:`resume_settings`);
+            otherwise ``pretrained_path``, when set, is loaded now so a checkpoint that does not
+            fit fails before training.
+        trainer (bool): also build the trainer.
+        data (Pipeline): an earlier pipeline whose dataset and loaders are reused (same data
+            settings), instead of loading them again.
+
+    Returns:
+        Pipeline
+    """
     if resume_file:
         model, dataset, config_dict = resume_settings(resume_file, model, dataset, config_file_list, config_dict)
         config_file_list = None
     config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
+    quiet_console()
     logger = getLogger()
     warn_if_gpu_missing(config)
     # RecBole's start-up lines wait until every input is checked: a bad input's one-line error
@@ -93,11 +113,14 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
     try:
-        data = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, data)
+        if data is None:
+            dataset = create_dataset(config)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
+        else:
+            dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        pipeline = Pipeline(config, data, train_data, valid_data, test_data, net)
+        pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
         if trainer:
             pipeline.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
             remove_stale_temporaries(config["checkpoint_dir"])
@@ -107,12 +130,20 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
                 pipeline.trainer.load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
     finally:
         logger.setLevel(level)
-    logger.info(config)
-    logger.info(data)
-    logger.info(net)
+    shown = CONSOLE if config["show_config"] else None  # the configuration dump: the log file's, unless asked
+    for part in (config, dataset, net):
+        logger.info(part, extra=shown)
     if pipeline.resumed is not None:
-        logger.info(pipeline.trainer.resume_line())
+        logger.info(pipeline.trainer.resume_line(), extra=CONSOLE)
     return pipeline
+
+
+def saved_files(trainer):
+    """``"best checkpoint so far: PATH; continue with --resume=PATH"``: what an interrupted run left."""
+    best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
+    last = getattr(trainer, "last_checkpoint_file", None)
+    resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
+    return f"best checkpoint so far: {best}{resume}"
 
 
 def run_recbole_basrec(
@@ -122,7 +153,8 @@ def run_recbole_basrec(
     """Train ``model`` on ``dataset`` with BASRec (unless ``basrec: False``), then test.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``NARM``, ...) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``, or a stock RecBole model the
+            generic path serves) or one of our model names.
         dataset (str): RecBole dataset name, read from ``data_path``.
         config_file_list (list of str): YAML files, over our defaults.
         config_dict (dict): overrides, over the files.
@@ -136,20 +168,16 @@ def run_recbole_basrec(
         dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
         ``best_valid_result``, ``test_result``) plus ``saved_model_file`` and ``valid_history``.
     """
-    pipeline = build(model, dataset, config_file_list, config_dict, resume_file)
-    config, trainer = pipeline.config, pipeline.trainer
-    logger = getLogger()
+    run = build(model, dataset, config_file_list, config_dict, resume_file=resume_file)
+    config, trainer, logger = run.config, run.trainer, getLogger()
     try:
         best_valid_score, best_valid_result = trainer.fit(
-            pipeline.train_data, pipeline.valid_data, saved=saved, show_progress=config["show_progress"],
+            run.train_data, run.valid_data, saved=saved, show_progress=config["show_progress"],
             callback_fn=callback_fn,
         )
     except KeyboardInterrupt:
-        best = trainer.saved_model_file if os.path.isfile(trainer.saved_model_file) else "none yet"
-        last = getattr(trainer, "last_checkpoint_file", None)
-        resume = f"; continue with --resume={last}" if last and os.path.isfile(last) else ""
-        raise Interrupted(f"interrupted: best checkpoint so far: {best}{resume}") from None
-    test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
+        raise Interrupted(f"interrupted: {saved_files(trainer)}") from None
+    test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
     return {

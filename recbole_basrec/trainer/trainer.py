@@ -23,10 +23,14 @@ from recbole.utils import set_color
 
 from recbole_basrec.config import backbone_of, tta_settings
 from recbole_basrec.config.snapshot import config_snapshot
+from recbole_basrec.console import CONSOLE
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 from recbole_basrec.trainer.tta import augment_at_test_time
 
+#: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
+#: BASRec has no stages; a BASRec model trains plain in stage 1 (optional), with BASRec in stage 2.
+NO_STAGES, STAGE_1, STAGE_2 = 0, 1, 2
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
@@ -36,8 +40,7 @@ def keep_freed_memory():
     """Let glibc keep freed tensor memory in the process for the next training step.
 
     By default glibc serves blocks above 128 KiB with fresh ``mmap``s and hands them back on
-    free (and trims its heap), so every step faults its large tensors in again page by page:
-    about 18,000 page faults per SASRec BASRec step on Beauty (batch 256) on our 2-core VM.
+    free (and trims its heap), so every step faults its large tensors in again page by page.
     Here blocks up to 32 MiB come from the heap and up to 1 GiB of freed heap stays mapped.
     Returns False where the C library is not glibc (nothing is changed there)."""
     import ctypes
@@ -106,9 +109,6 @@ def load_checkpoint(path, device="cpu", allow_numpy_scalars=False):
         with warnings.catch_warnings():
             # torch warns about unusual pickle protocols before refusing them: our message says it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            if allow_numpy_scalars:
-                with torch.serialization.safe_globals(_numpy_scalar_globals()):
-                    return torch.load(path, map_location=device, weights_only=True)
             return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
@@ -127,7 +127,7 @@ class BASRecTrainer(Trainer):
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
-        self.stage = 2 if hasattr(model, "augment") else 0
+        self.stage = STAGE_2 if hasattr(model, "augment") else NO_STAGES
         self.mask_history = bool(config["eval_mask_history"])
         self.exact_valid_score = bool(config["exact_valid_score"])
         self.valid_start_epoch = config["valid_start_epoch"] or 0
@@ -136,7 +136,7 @@ class BASRecTrainer(Trainer):
         self.epoch_losses = {}  # epoch -> mean loss per batch of each term (rec, ssa, csa) or (loss,)
         #: Where each epoch's progress line goes, and where the state to resume from is written
         #: after every epoch (default ``<best checkpoint>-last.pth``); ``last_extra()`` adds to it.
-        self.progress_sink = self.logger.info
+        self.progress_sink = lambda line: self.logger.info(line, extra=CONSOLE)
         self.last_file = None
         self.last_extra = None
         self._stage_clock = None  # (perf_counter at the stage's start, its first epoch)
@@ -196,6 +196,9 @@ class BASRecTrainer(Trainer):
         save_atomically(state, self.last_checkpoint_file)
 
     def load_weights(self, path, allow_numpy_scalars=False):
+        """Load the model weights of a checkpoint into ``self.model``: one of ours (best or
+        ``-last.pth``), a bare ``state_dict``, or the authors' code's (names and item ids mapped).
+        Returns the whole checkpoint; a checkpoint that does not fit is a one-line ValueError."""
         checkpoint = load_checkpoint(path, self.device, allow_numpy_scalars)
         state_dict = checkpoint.get("state_dict", checkpoint)
         if is_authors_checkpoint(checkpoint, self.model):
@@ -224,8 +227,7 @@ class BASRecTrainer(Trainer):
                 f"Checkpoint '{resume_file}' was saved by {saved_by}, not {self.config['model']}: "
                 f"resume with --model={saved_by}."
             )
-        # (early benchmark resume files named the best model 'saved_model_file')
-        best = checkpoint.get("best_model_file") or checkpoint.get("saved_model_file")
+        best = checkpoint.get("best_model_file")
         beside = best and os.path.join(os.path.dirname(resume_file), os.path.basename(best))
         if best and not os.path.exists(best) and os.path.exists(beside):
             best = beside  # the run's folder was moved or copied since: its best model moved with it
@@ -238,7 +240,7 @@ class BASRecTrainer(Trainer):
         self._stage_start = checkpoint.get("stage_start", 0)
         saved_epochs = checkpoint.get("epochs", self.epochs)
         self.epochs = saved_epochs
-        if self.stage != 1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
+        if self.stage != STAGE_1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
             self.epochs = self._stage_start + self.config["epochs"]
         stopped_early = checkpoint.get("finished") and checkpoint["epoch"] + 1 < saved_epochs
         self._resumed = {"stage": self.stage, "epoch": checkpoint["epoch"], "finished": bool(checkpoint.get("finished")),
@@ -247,13 +249,8 @@ class BASRecTrainer(Trainer):
             self.start_epoch = max(self.start_epoch, self.epochs)  # nothing left to train: the test follows
         self.valid_history = checkpoint.get("valid_history", [])
         self.epoch_losses = {int(e): tuple(terms) for e, terms in checkpoint.get("epoch_losses", [])}
-        snapshot = checkpoint.get("config", {})
-        # every snapshot our runs wrote holds "basrec"; an empty or foreign one says nothing about the rule
-        if "basrec" in snapshot and snapshot.get("exact_valid_score") is None and np.isfinite(self.best_valid_score):
-            # validated before the key existed (absent or None), when scores were compared rounded: keep that rule
-            self.exact_valid_score = False
         if hasattr(self.model, "augment"):
-            self.model.augment = self.stage != 1
+            self.model.augment = self.stage != STAGE_1
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if "rng" in checkpoint:
             torch.set_rng_state(checkpoint["rng"].cpu())
@@ -344,9 +341,9 @@ class BASRecTrainer(Trainer):
             self._end_epoch(epoch, score)
 
         if not hasattr(self.model, "augment") or self.start_epoch > 0:
-            if self.stage == 1:  # resumed inside stage 1: finish it, then stage 2
+            if self.stage == STAGE_1:  # resumed inside stage 1: finish it, then stage 2
                 self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn, resumed=True)
-                self.stage = 2
+                self.stage = STAGE_2
                 self.model.augment = True
             return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         stage1_epochs = self.config["stage1_epochs"]
@@ -358,7 +355,7 @@ class BASRecTrainer(Trainer):
                 return self._evaluate_only(valid_data, saved, show_progress)
         elif stage1_epochs > 0 and self.model.basrec:
             self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
-        self.stage = 2
+        self.stage = STAGE_2
         self.model.augment = True
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -383,7 +380,7 @@ class BASRecTrainer(Trainer):
         else:
             final_file, stage2_epochs = self.saved_model_file, self.epochs
         self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
-        self.stage, self.model.augment = 1, False
+        self.stage, self.model.augment = STAGE_1, False
         self.epochs = self.config["stage1_epochs"]
         self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
         super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
@@ -421,9 +418,11 @@ class BASRecTrainer(Trainer):
         return dict(zip(("rec", "ssa", "csa") if len(losses) == 3 else ("loss",), losses))
 
     def progress_line(self, epoch, score=None):
-        """``stage 2 epoch 12/200: rec 0.18 ssa 1.9 csa 2.2, valid ndcg@10 0.0412 (best 0.0420),
-        elapsed 3.1 min, at most 45 min left`` (time left if no early stop); with another
-        ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
+        """``stage 2 epoch 12/199: rec 0.1800 ssa 1.9000 csa 2.2000, valid ndcg@10 0.0412 (best 0.0420),
+        elapsed 3.1 min, at most 45 min left``: RecBole's 0-based epoch index and the last one this
+        stage may reach, the mean loss terms, validation, and the time left if no early stop comes.
+        ``stage 1`` / ``stage 2`` only when there is a stage 1 (trained, or ``pretrained_path``).
+        With another ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
         loss_text = " ".join(f"{n} {v:.4f}" for n, v in self.loss_terms(epoch).items())
         if score is None or score in (float("inf"), float("-inf")):
             valid = "valid -"
@@ -436,11 +435,9 @@ class BASRecTrainer(Trainer):
         elapsed = time.perf_counter() - start
         done = epoch - first + 1
         left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
-        stage = {1: "stage 1 ", 2: "stage 2 "}.get(self.stage, "")
-        if self.stage == 2 and not (getattr(self.model, "basrec", False) or self.config["pretrained_path"]):
-            stage = ""  # plain training from scratch has no stages
-        first_epoch = self._stage_start
-        return (f"{stage}epoch {epoch - first_epoch + 1}/{self.epochs - first_epoch}: {loss_text}, {valid}, "
+        two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
+        stage = f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
+        return (f"{stage}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
                 f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
 
     def _check_nan(self, loss):

@@ -128,7 +128,7 @@ def _import_ray():
         from ray import tune  # noqa: F401
     except ImportError:
         raise ValueError(
-            "--search needs Ray Tune, which is not installed: pip install \"ray[tune]>=2.41\""
+            "--search needs Ray Tune: pip install \"recbole-basrec[tune]\""
         ) from None
 
 
@@ -239,7 +239,7 @@ def run_search(
     """Search BASRec's hyper-parameters with Ray Tune and save the best configuration.
 
     Args:
-        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec``) or one of our model names.
+        model (str): a backbone (``SASRec``, ``GRU4Rec``, ``FMLPRec`` or a stock model the generic path serves) or one of our model names.
         dataset (str): RecBole dataset name.
         search_file (str): search-space file, e.g. ``properties/search/SASRec.hyper``.
         config_file_list (list of str): YAML config files for every trial.

@@ -22,7 +22,7 @@ resumes at the next phase when started again with the same ``checkpoint_dir``.
 import os
 import time
 
-from recbole_basrec.benchmark import common
+from benchmarks import common
 
 METRICS = common.METRICS
 
@@ -41,15 +41,14 @@ COMMON_PARAMS = {
 ARMS = ("basrec", "plain")
 
 #: Epoch budgets. ``stopping_step`` counts validations (RecBole), so the patience in epochs
-#: is ``stopping_step * eval_step``. ``reduced`` was sized from measured times on a shared
-#: 2-core CPU to finish in < 30 min; ``full`` validates every epoch with patience 20;
+#: is ``stopping_step * eval_step``. ``reduced`` is a quick CPU check (stage 1 up to 60 epochs
+#: validated every 2, stage 2 up to 20); ``full`` validates every epoch with patience 20;
 #: ``published`` takes stage 2's schedule, model and BASRec settings from the preset of
 #: ``properties/preset/`` (the authors' commands), stage 1 from :data:`PUBLISHED_STAGE1`.
 #: ``reduced`` and ``full`` set the schedule only (validated from the first epoch); where a preset
 #: exists for the dataset, its BASRec and model settings apply under them too.
 BUDGETS = {
     "reduced": {
-        # Under 30 minutes on a 2-core CPU for SASRec and GRU4Rec (~5 s per plain epoch).
         name: {"stage1_epochs": 60, "stage1_eval_step": 2, "stage1_stopping_step": 3,
                "stage2_epochs": 20, "stage2_eval_step": 1, "stage2_stopping_step": 5}
         for name in ("SASRec", "GRU4Rec", "FMLPRec")
@@ -122,16 +121,6 @@ def budget_settings(budget, model):
         raise common.BadRequest(f"unknown budget {budget!r} or model {model!r}") from None
 
 
-class _Data:
-    """The dataset and its loaders, built once and shared by every phase."""
-
-    def __init__(self, config):
-        from recbole.data import create_dataset, data_preparation
-
-        self.dataset = create_dataset(config)
-        self.train, self.valid, self.test = data_preparation(config, self.dataset)
-
-
 class _Progress:
     """Per-epoch bookkeeping of a phase: the trainer's progress line goes to the console and the
     log file, and its resume state (written after every epoch, atomically) also carries the
@@ -175,29 +164,23 @@ def best_validation(curve, metric):
 
 
 def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
-    """Train one phase on the shared loaders; returns metrics, curve, times, checkpoint."""
+    """Train one phase on the loaders of ``data`` (a pipeline of an earlier phase, or None);
+    returns its record and its pipeline (whose data the next phase reuses)."""
     import torch
-    from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
-    from recbole_basrec.quick_start.quick_start import build_config
+    from recbole_basrec.quick_start import build
 
-    config = build_config(model, dataset_name, config_dict=config_dict)
-    init_logger(config)
-    if data is None:
-        init_seed(config["seed"], config["reproducibility"])
-        data = _Data(config)
-    init_seed(seed, config["reproducibility"])
-    data.train.generator.manual_seed(seed)  # same shuffling order in every phase
-    net = get_model(config["model"])(config, data.train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    data = build(model, dataset_name, config_dict=config_dict, data=data)
+    config, net, trainer = data.config, data.model, data.trainer
+    data.train_data.generator.manual_seed(seed)  # same shuffling order in every phase
     resume_file = os.path.join(config["checkpoint_dir"], "resume.pth")
     progress = _Progress(name, trainer, log, log_file, resume_file)
     progress.restore()
-    trainer.fit(data.train, data.valid, saved=True, show_progress=False, callback_fn=progress)
+    trainer.fit(data.train_data, data.valid_data, saved=True, show_progress=False, callback_fn=progress)
     train_s = time.perf_counter() - progress.start
     marks = [(epoch, elapsed) for epoch, elapsed, score in progress.marks if score is not None]
     t0 = time.perf_counter()
-    test_result = trainer.evaluate(data.test, load_best_model=True, show_progress=False)
+    test_result = trainer.evaluate(data.test_data, load_best_model=True, show_progress=False)
     test_s = time.perf_counter() - t0
     history = [h for h in trainer.valid_history if h["epoch"] >= 0]
     curve = [
@@ -225,6 +208,7 @@ def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, lo
         "checkpoint": trainer.saved_model_file,
         "exact_valid_score": trainer.exact_valid_score,
     }
+    data = data._replace(model=None, trainer=None)  # the next phase builds its own
     del net, trainer
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -305,6 +289,8 @@ def run_accuracy(
     os.makedirs(checkpoint_dir, exist_ok=True)
     log_file = os.path.join(checkpoint_dir, "progress.log")
     done_file = os.path.join(checkpoint_dir, "phases.json")
+    common.saving(f"every finished phase in {done_file} and the running phase's last epoch in {checkpoint_dir}: "
+                  "run the same command again to resume")
 
     def finished_phases():  # re-read each time: a process running another arm may have added one
         return common.read_json(done_file, missing={})
@@ -369,14 +355,14 @@ def run_accuracy(
     stage1, data = run("stage1", stage1_cfg, None, redo=_stage1_checkpoint_lost(
         finished_phases(), checkpoint_dir, arms, reference, say))
     stage1["wall_s"].setdefault("total_incl_data", time.perf_counter() - t0)
-    ckpt = os.path.join(checkpoint_dir, stage1["checkpoint"])  # records before 2026-11-30 hold absolute paths
+    ckpt = os.path.join(checkpoint_dir, stage1["checkpoint"])  # relative to checkpoint_dir
     say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
         f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
     stage2 = schedule("stage2")
     if budget_name == "published":
         stage2.update(borrowed_stage2_schedule(model, dataset_name))
     if stage2_config:
-        from recbole_basrec.quick_start.quick_start import build_config
+        from recbole_basrec.quick_start import build_config
 
         known = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True)).final_config_dict
         typos = sorted(key for key in stage2_config if key not in known)
@@ -399,11 +385,11 @@ def run_accuracy(
         return None
     runs = {arm: done[arm] for arm in ARMS}
 
-    from recbole_basrec.quick_start.quick_start import build_config
+    from recbole_basrec.quick_start import build, build_config
 
     probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
     if data is None:  # every phase was finished before this process started
-        data = _Data(probe)
+        data = build(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
     keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
             "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
             "reorder_keep_last", "eval_mask_history", "exact_valid_score", "valid_metric", "valid_start_epoch", "epochs",
@@ -430,7 +416,7 @@ def run_accuracy(
         ),
         "hyper_parameters": hyper,
         "data": {"users": int(data.dataset.user_num - 1), "items": int(data.dataset.item_num - 1),
-                 "interactions": int(data.dataset.inter_num), "train_batches_per_epoch": len(data.train)},
+                 "interactions": int(data.dataset.inter_num), "train_batches_per_epoch": len(data.train_data)},
         "stage1": {k: v for k, v in stage1.items() if k != "checkpoint"},
         "plain": {k: v for k, v in runs["plain"].items() if k != "checkpoint"},
         "basrec": {k: v for k, v in runs["basrec"].items() if k != "checkpoint"},

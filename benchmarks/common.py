@@ -1,4 +1,7 @@
-"""Shared helpers of the benchmark jobs: data location, environment record, JSON and plots."""
+"""Shared helpers of the benchmark jobs: data location, environment record, JSON and plots.
+
+The jobs use recbole-basrec's public API only (``recbole_basrec.quick_start.build`` and the
+trainer's public methods)."""
 import datetime
 import json
 import os
@@ -8,8 +11,8 @@ import shlex
 import statistics
 import sys
 
-#: Repository root (the folder holding ``recbole_basrec/``).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: Repository root (the folder holding ``benchmarks/`` and ``results/``).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Where the paper's data files live in this project layout: ``<repo>/../shared/data``.
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 #: Git-ignored cache of converted atomic files.
@@ -52,6 +55,16 @@ COMMAND = None
 
 class DatasetMissing(Exception):
     """The source data file of a benchmark is absent: the job is skipped, not failed."""
+
+
+#: What the running job has written so far, for the line Ctrl-C prints (each job sets it).
+SAVED = None
+
+
+def saving(description):
+    """Record what an interrupted job leaves behind, e.g. ``"results/tta-beauty.json (every finished variant)"``."""
+    global SAVED
+    SAVED = description
 
 
 class BadRequest(ValueError):

@@ -1,10 +1,11 @@
-"""``python -m recbole_basrec.benchmark {speed,accuracy,models,tta,table} ...``: see ``--help`` of each job."""
+"""``python -m benchmarks {speed,accuracy,models,tta,table} ...`` from the repository root: see
+``--help`` of each job. Ctrl-C stops a job with exit code 130 and one line naming what it saved."""
 import argparse
 import shlex
 import sys
 
-from recbole_basrec.benchmark import common
-from recbole_basrec.benchmark.accuracy import ARMS as ACCURACY_ARMS
+from benchmarks import common
+from benchmarks.accuracy import ARMS as ACCURACY_ARMS
 
 MODELS = ("SASRec", "GRU4Rec", "FMLPRec")
 
@@ -25,7 +26,7 @@ def _data_args(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m recbole_basrec.benchmark",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description="Speed and accuracy benchmarks of BASRec.")
     sub = parser.add_subparsers(dest="job", required=True)
 
@@ -73,13 +74,16 @@ def build_parser():
     tta.add_argument("--models", nargs="+", default=["SASRec", "GRU4Rec"], choices=MODELS)
     tta.add_argument("--checkpoint", default=None,
                      help="trained checkpoint (default: the authors' stage-1 one in <repo>/../shared/data/reference/)")
-    tta.add_argument("--variants", nargs="+", default=None, help="names from recbole_basrec.benchmark.tta.VARIANTS")
+    tta.add_argument("--variants", nargs="+", default=None, help="names from benchmarks.tta.VARIANTS")
     _data_args(tta)
 
-    table = sub.add_parser("table", help="markdown table of accuracy JSONs: published vs ours, plain vs BASRec")
-    table.add_argument("paths", nargs="+", help="results/accuracy-*.json written by the accuracy job")
+    table = sub.add_parser("table", help="markdown tables of the JSON records: published vs ours, plain vs BASRec")
+    table.add_argument("paths", nargs="*", help="results/accuracy-*.json written by the accuracy job")
     table.add_argument("--summary", action="store_true",
-                       help="one row per JSON (runs of one backbone on one dataset): @10 figures, published beside")
+                       help="one row per backbone and dataset: seed means at @10, published and plain beside")
+    table.add_argument("--pages", action="store_true",
+                       help="rewrite results/{accuracy,models,speed,tta}.md from every JSON record in --out")
+    table.add_argument("--out", default=common.DEFAULT_OUT, help="results folder of --pages (default results/)")
     return parser
 
 
@@ -100,22 +104,28 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.job == "table":
-        from recbole_basrec.benchmark.report import run_table
+        from benchmarks.report import run_table, write_pages
 
         try:
-            run_table(args.paths, summary=args.summary)
+            if args.pages:
+                for path in write_pages(args.out):
+                    print(f"wrote {path}")
+            elif not args.paths:
+                parser.error("table needs accuracy JSON paths, or --pages")
+            else:
+                run_table(args.paths, summary=args.summary)
         except common.BadRequest as error:
             parser.exit(2, f"error: {error}\n")
         return 0
-    words = ["python", "-m", "recbole_basrec.benchmark"] + list(sys.argv[1:] if argv is None else argv)
+    words = ["python", "-m", "benchmarks"] + list(sys.argv[1:] if argv is None else argv)
     common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.
     sys.argv = sys.argv[:1] if argv is None else sys.argv
-    import recbole_basrec  # noqa: F401  (registers the models)
-
     try:
+        import recbole_basrec  # noqa: F401  (registers the models)
+
         if args.job == "speed":
-            from recbole_basrec.benchmark.speed import run_speed
+            from benchmarks.speed import run_speed
 
             run_speed(
                 models=args.models, modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
@@ -126,20 +136,20 @@ def main(argv=None):
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
             )
         elif args.job == "models":
-            from recbole_basrec.benchmark.models import run_models
+            from benchmarks.models import run_models
 
             run_models(models=args.models, dataset=args.dataset, stage1_epochs=args.stage1_epochs,
                        stage2_epochs=args.stage2_epochs, seed=args.seed,
                        data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
                        out_dir=args.out, tag=args.tag)
         elif args.job == "tta":
-            from recbole_basrec.benchmark.tta import run_tta
+            from benchmarks.tta import run_tta
 
             run_tta(models=args.models, dataset=args.dataset, checkpoint=args.checkpoint, variants=args.variants,
                     seed=args.seed, data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
                     out_dir=args.out, tag=args.tag)
         else:
-            from recbole_basrec.benchmark.accuracy import budget_settings, run_accuracy
+            from benchmarks.accuracy import budget_settings, run_accuracy
 
             budget = args.budget
             if args.stage1_epochs is not None or args.stage2_epochs is not None:
@@ -159,7 +169,11 @@ def main(argv=None):
         print(common.skip_message(args.job, error))
     except common.BadRequest as error:
         parser.exit(2, f"error: {error}\n")
+    except KeyboardInterrupt:
+        print(f"interrupted: saved {common.SAVED or 'nothing yet'}", file=sys.stderr)
+        return 130
     finally:
+        common.SAVED = None
         if argv is not None:  # called as a function (tests): leave no trace in later records
             common.COMMAND = None
     return 0

@@ -1,21 +1,20 @@
 """Plain vs BASRec for stock RecBole sequential models (generic path or hand-written adapter), at a reduced
 CPU budget, with the accuracy job's two-stage protocol:
 
-    python -m recbole_basrec.benchmark models --models NARM STAMP LightSANs SHAN FOSSIL SINE --stage1_epochs 6 --stage2_epochs 10
+    python -m benchmarks models --models NARM STAMP LightSANs SHAN FOSSIL SINE --stage1_epochs 6 --stage2_epochs 10
 
 Per model: a plain stage 1 of ``stage1_epochs``, then from its best-validation weights (a) plain
 training continued and (b) BASRec, ``stage2_epochs`` each, same seed and data order; each arm's
-best-validation epoch is tested once, history masked (:func:`~recbole_basrec.benchmark.accuracy.run_accuracy`
-does the phases). ``SETTINGS`` hold what is shared by every model. (``results/models-beauty-4ep.json``
-came from an earlier version that trained both arms from scratch, 4 epochs each.)
+best-validation epoch is tested once, history masked (:func:`~benchmarks.accuracy.run_accuracy`
+does the phases). ``SETTINGS`` hold what is shared by every model.
 
 Finished models are kept in the JSON and finished phases in ``saved/<stem>/<model>/``: running the
-same command again resumes. Two processes may share one JSON with disjoint ``--models`` lists (two cores,
-two slow models): each keeps the models the other wrote.
+same command again resumes. Two processes may share one JSON with disjoint ``--models`` lists: each keeps
+the models the other wrote.
 """
 import os
 
-from recbole_basrec.benchmark import common
+from benchmarks import common
 
 #: Shared by every model and arm (each model's other keys: RecBole's YAML for it).
 SETTINGS = {
@@ -53,13 +52,15 @@ def run_models(models, dataset="Beauty", stage1_epochs=4, stage2_epochs=2, seed=
                data_path=None, cache_dir=None, out_dir=common.DEFAULT_OUT, tag=None, overrides=None,
                log=common.say):
     """Run the protocol for each model; returns the record written to ``models-<dataset>-<tag>.json``."""
-    from recbole_basrec.benchmark.accuracy import run_accuracy
+    from benchmarks.accuracy import run_accuracy
 
     if stage1_epochs < 1 or stage2_epochs < 1:
         raise ValueError(f"stage1_epochs and stage2_epochs must be >= 1, got {stage1_epochs} and {stage2_epochs}")
     dataset_name, data_path = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     stem = f"models-{dataset_name.lower()}-{tag or f'{stage1_epochs}+{stage2_epochs}ep'}"
     json_path = os.path.join(out_dir, f"{stem}.json")
+    common.saving(f"{json_path} (every finished model) and the running model's phases in saved/{stem}/: "
+                  "run the same command again to resume")
     work_dir = os.path.join(common.REPO_ROOT, "saved", stem)
     settings = {**SETTINGS, **(overrides or {})}
     record = {"job": "models", "dataset": dataset_name, "stage1_epochs": stage1_epochs,

@@ -2,15 +2,15 @@
 with the evaluation time each costs. The trained models are the BASRec authors' stage-1
 checkpoints (``../shared/data/reference/``), or any checkpoint given with ``--checkpoint``.
 
-    python -m recbole_basrec.benchmark tta --models SASRec GRU4Rec
+    python -m benchmarks tta --models SASRec GRU4Rec
 
 Valid scores are given so that TTA settings can be chosen without looking at the test.
 """
 import os
 import time
 
-from recbole_basrec.benchmark import common
-from recbole_basrec.benchmark.accuracy import reference_checkpoint
+from benchmarks import common
+from benchmarks.accuracy import reference_checkpoint
 
 #: variant -> its settings over ``BASE``: the authors' Beauty settings in full (``-authors``: TNoise
 #: U(0.5, 1) on 7 inputs + 5 outputs, TMask rate 0.5 on 10 inputs, the original input not averaged
@@ -30,14 +30,12 @@ VARIANTS = {
 
 def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020, data_file=None, data_path=None,
             cache_dir=None, out_dir=common.DEFAULT_OUT, tag=None):
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    from recbole_basrec.quick_start.quick_start import build_config
+    from recbole_basrec.quick_start import build
 
     dataset_name, data_path = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     stem = f"tta-{dataset_name.lower()}" + (f"-{tag}" if tag else "")
     json_path = os.path.join(out_dir, f"{stem}.json")
+    common.saving(f"{json_path} (every finished variant; the same command runs the rest)")
     record = {"job": "tta", "dataset": dataset_name, "seed": seed,
               "protocol": "full ranking, history masked, leave-one-out; TTA on valid and test inputs",
               "environment": common.environment(), "runs": []}
@@ -50,12 +48,9 @@ def run_tta(models, dataset="Beauty", checkpoint=None, variants=None, seed=2020,
         path = checkpoint or reference_checkpoint(model, dataset_name)
         if not path or not os.path.isfile(path):
             raise common.DatasetMissing(f"no trained {model} checkpoint for {dataset_name} (pass --checkpoint)")
-        config = build_config(model, dataset_name, config_dict=common.quiet_config(
+        run = build(model, dataset_name, config_dict=common.quiet_config(
             {"data_path": data_path, "seed": seed, "basrec": False}))
-        init_seed(seed, config["reproducibility"])
-        train, valid, test = data_preparation(config, create_dataset(config))
-        net = get_model(config["model"])(config, train._dataset).to(config["device"])
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        config, trainer, valid, test = run.config, run.trainer, run.valid_data, run.test_data
         trainer.load_weights(path)
         for name in variants or VARIANTS:
             settings = {**BASE, **VARIANTS[name]}

@@ -1,0 +1,25 @@
+"""What the console shows: warnings and the lines marked for it; the log file keeps everything.
+
+RecBole's ``init_logger`` gives the root logger a console handler and a file handler (``log/``).
+After :func:`quiet_console`, RecBole's own per-epoch lines and the configuration dump go to the
+file only, and the console shows one progress line per epoch (logged with ``extra=CONSOLE``).
+"""
+import logging
+
+#: ``logger.info(line, extra=CONSOLE)`` puts ``line`` on the console as well as in the log file.
+CONSOLE = {"console": True}
+
+
+class ConsoleFilter(logging.Filter):
+    """Passes warnings and records logged with ``extra=CONSOLE``."""
+
+    def filter(self, record):
+        return record.levelno >= logging.WARNING or getattr(record, "console", False)
+
+
+def quiet_console(logger=None):
+    """Filter the console handlers of ``logger`` (default: the root logger); idempotent."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            if not any(isinstance(f, ConsoleFilter) for f in handler.filters):
+                handler.addFilter(ConsoleFilter())
