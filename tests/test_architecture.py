@@ -7,7 +7,7 @@ from helpers import ROOT
 PACKAGE = "recbole_basrec"
 #: Lowest first. A module may import its own layer's modules and those of lower layers only.
 LAYERS = [
-    ["compat"],
+    ["compat", "console"],
     ["config"],
     ["data"],
     ["model"],
@@ -16,7 +16,6 @@ LAYERS = [
     ["distributed"],
     ["quick_start", "tune"],
     ["cli", "__init__"],
-    ["benchmark"],
 ]
 
 

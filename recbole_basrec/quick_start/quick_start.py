@@ -1,8 +1,8 @@
 """RecBole-style entry points: one call builds, trains, validates and tests a model."""
-import dataclasses
 import logging
 import os
 from logging import getLogger
+from typing import NamedTuple
 
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
@@ -30,9 +30,8 @@ def build_config(model, dataset, config_file_list=None, config_dict=None, read_c
         return Config(model=model_name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
 
 
-@dataclasses.dataclass
-class Pipeline:
-    """Everything a run is made of, built in RecBole's order."""
+class Pipeline(NamedTuple):
+    """What :func:`build` returns: everything a RecBole run needs, ready to ``fit``."""
 
     config: Config
     dataset: object
@@ -120,14 +119,15 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
             dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
+        made, resumed = None, None
         if trainer:
-            pipeline.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+            made = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
             remove_stale_temporaries(config["checkpoint_dir"])
             if resume_file:
-                pipeline.resumed = pipeline.trainer.resume_checkpoint(resume_file)
+                resumed = made.resume_checkpoint(resume_file)
             elif config["pretrained_path"]:
-                pipeline.trainer.load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
+                made.load_weights(config["pretrained_path"])  # fails early on a checkpoint that does not fit
+        pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net, made, resumed)
     finally:
         logger.setLevel(level)
     shown = CONSOLE if config["show_config"] else None  # the configuration dump: the log file's, unless asked
