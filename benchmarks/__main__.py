@@ -44,6 +44,12 @@ def build_parser():
                        help="estimate every epoch from the median step time (no full epoch is run)")
     speed.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     speed.add_argument("--similarity_repeats", type=int, default=3)
+    speed.add_argument("--reference", default=None, metavar="PATH",
+                       help="a checkout of the authors' code (KingGugu/BASRec): time their stage-2 training "
+                            "and ours side by side at the published Beauty settings (docs/speed.md)")
+    speed.add_argument("--pairs", type=int, default=3, help="with --reference: interleaved authors/ours pairs")
+    speed.add_argument("--thread_counts", type=int, nargs="+", default=[1, 2],
+                       help="with --reference: thread counts to measure (default 1 2)")
     _data_args(speed)
 
     acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
@@ -124,7 +130,13 @@ def main(argv=None):
     try:
         import recbole_basrec  # noqa: F401  (registers the models)
 
-        if args.job == "speed":
+        if args.job == "speed" and args.reference:
+            from benchmarks.reference import run_reference_speed
+            models = [m for m in args.models if m != "FMLPRec"] if args.models != ["SASRec"] else ["SASRec", "GRU4Rec"]
+            run_reference_speed(args.reference, models=models, threads=args.thread_counts, pairs=args.pairs,
+                                warmup=args.warmup, steps=args.steps, data_file=args.data_file, out_dir=args.out,
+                                tag=args.tag)
+        elif args.job == "speed":
             from benchmarks.speed import run_speed
 
             run_speed(
