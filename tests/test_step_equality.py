@@ -105,3 +105,28 @@ def _write():
 if __name__ == "__main__":
     if "--write" in sys.argv:
         _write()
+
+
+def test_blocked_logsumexp_equals_the_one_block_one_with_gradients():
+    from recbole_basrec.model.basrec import item_logsumexp
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 70, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, dtype=torch.float64, requires_grad=True)
+    upstream = torch.rand(3, 70, dtype=torch.float64)
+    results = []
+    for mib in (0, 50 * 8 * 4 / 2**20):  # one block; blocks of 8 slots (210 slots: uneven tail)
+        out = item_logsumexp(hidden, weight, mib)
+        grads = torch.autograd.grad((out * upstream).sum(), (hidden, weight))
+        results.append((out, *grads))
+    for one, blocked in zip(*results):
+        assert torch.allclose(one, blocked, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_partner_padding_changes_only_the_csa_term(tiny_config_dict):
+    backbone, overrides = CASES["SASRec-sequence-BCE"]
+    encoder = step_record(tiny_config_dict, backbone, overrides)
+    zero = step_record(tiny_config_dict, backbone, {**overrides, "csa_partner_padding": "zero"})
+    for a, b in zip(encoder, zero):
+        assert a["losses"][:2] == pytest.approx(b["losses"][:2], rel=1e-5)  # rec and SSA: trimming is exact
+        assert abs(a["losses"][2] - b["losses"][2]) > 1e-5 * abs(a["losses"][2])  # CSA: partners' padding now 0
