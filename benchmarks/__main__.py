@@ -52,6 +52,16 @@ def build_parser():
                        help="with --reference: thread counts to measure (default 1 2)")
     _data_args(speed)
 
+    scale = sub.add_parser("scale", help="loading, similarity, epoch, evaluation and memory against data size (synthetic)")
+    scale.add_argument("--points", nargs="+", default=["1e4:2e5:1e4", "3e4:6e5:3e4", "1e5:2e6:1e5"],
+                       metavar="USERS:INTERACTIONS:ITEMS", help="synthetic data sizes, e.g. 1e6:2e7:1e5")
+    scale.add_argument("--steps", type=int, default=10, help="timed training steps per point")
+    scale.add_argument("--warmup", type=int, default=2)
+    scale.add_argument("--eval_batches", type=int, default=5, help="timed full-ranking validation batches per point")
+    scale.add_argument("--threads", type=int, default=1)
+    scale.add_argument("--seed", type=int, default=0)
+    scale.add_argument("--out", default=common.DEFAULT_OUT, help="output folder (default results/)")
+    scale.add_argument("--tag", default=None, help="suffix of the output file names")
     acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
     acc.add_argument("--model", default="SASRec", choices=MODELS)
     acc.add_argument("--budget", default="reduced", choices=("reduced", "full", "published"),
@@ -147,6 +157,18 @@ def main(argv=None):
                 similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
             )
+        elif args.job == "scale":
+            from benchmarks.scale import run_scale
+            points = []
+            for p in args.points:
+                try:
+                    points.append(tuple(int(float(x)) for x in p.split(":")))
+                except ValueError:
+                    parser.error(f"--points takes USERS:INTERACTIONS:ITEMS, got '{p}'")
+                if len(points[-1]) != 3:
+                    parser.error(f"--points takes USERS:INTERACTIONS:ITEMS, got '{p}'")
+            run_scale(points, steps=args.steps, warmup=args.warmup, eval_batches=args.eval_batches,
+                      threads=args.threads, seed=args.seed, out_dir=args.out, tag=args.tag)
         elif args.job == "models":
             from benchmarks.models import run_models
 
