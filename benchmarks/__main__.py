@@ -44,6 +44,8 @@ def build_parser():
                        help="estimate every epoch from the median step time (no full epoch is run)")
     speed.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     speed.add_argument("--similarity_repeats", type=int, default=3)
+    speed.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="config keys for the measured model, e.g. csa_partner_padding=zero (give it a --tag)")
     speed.add_argument("--reference", default=None, metavar="PATH",
                        help="a checkout of the authors' code (KingGugu/BASRec): time their stage-2 training "
                             "and ours side by side at the published Beauty settings (docs/speed.md)")
@@ -156,6 +158,7 @@ def main(argv=None):
                 measure_epochs=not args.no_epochs, threads=args.threads,
                 similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
+                overrides=_key_values(parser, args.overrides),
             )
         elif args.job == "scale":
             from benchmarks.scale import run_scale
