@@ -31,7 +31,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="job", required=True)
 
     speed = sub.add_parser("speed", help="training-step time and memory, plain vs BASRec")
-    speed.add_argument("--model", "--models", dest="models", nargs="+", default=["SASRec"], choices=MODELS)
+    speed.add_argument("--model", "--models", dest="models", nargs="+", default=None, choices=MODELS,
+                       help="default SASRec; with --reference SASRec GRU4Rec")
     speed.add_argument("--modes", nargs="+", default=["sequence", "prefix"], choices=("sequence", "prefix"))
     speed.add_argument("--batch_size", type=int, default=256)
     speed.add_argument("--max_len", type=int, default=50)
@@ -144,15 +145,15 @@ def main(argv=None):
 
         if args.job == "speed" and args.reference:
             from benchmarks.reference import run_reference_speed
-            models = [m for m in args.models if m != "FMLPRec"] if args.models != ["SASRec"] else ["SASRec", "GRU4Rec"]
+            models = [m for m in (args.models or ["SASRec", "GRU4Rec"]) if m != "FMLPRec"]
             run_reference_speed(args.reference, models=models, threads=args.thread_counts, pairs=args.pairs,
                                 warmup=args.warmup, steps=args.steps, data_file=args.data_file, out_dir=args.out,
-                                tag=args.tag)
+                                tag=args.tag, overrides=_key_values(parser, args.overrides))
         elif args.job == "speed":
             from benchmarks.speed import run_speed
 
             run_speed(
-                models=args.models, modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
+                models=args.models or ["SASRec"], modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
                 max_len=args.max_len, n_pairs=args.n_pairs, n_whole_level=args.n_whole_level,
                 loss_type=args.loss_type, warmup=args.warmup, steps=args.steps, full_epochs=args.full_epochs,
                 measure_epochs=not args.no_epochs, threads=args.threads,
