@@ -31,7 +31,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="job", required=True)
 
     speed = sub.add_parser("speed", help="training-step time and memory, plain vs BASRec")
-    speed.add_argument("--model", "--models", dest="models", nargs="+", default=["SASRec"], choices=MODELS)
+    speed.add_argument("--model", "--models", dest="models", nargs="+", default=None, choices=MODELS,
+                       help="default SASRec; with --reference SASRec GRU4Rec")
     speed.add_argument("--modes", nargs="+", default=["sequence", "prefix"], choices=("sequence", "prefix"))
     speed.add_argument("--batch_size", type=int, default=256)
     speed.add_argument("--max_len", type=int, default=50)
@@ -44,8 +45,26 @@ def build_parser():
                        help="estimate every epoch from the median step time (no full epoch is run)")
     speed.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     speed.add_argument("--similarity_repeats", type=int, default=3)
+    speed.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                       help="config keys for the measured model, e.g. csa_partner_padding=zero (give it a --tag)")
+    speed.add_argument("--reference", default=None, metavar="PATH",
+                       help="a checkout of the authors' code (KingGugu/BASRec): time their stage-2 training "
+                            "and ours side by side at the published Beauty settings (docs/speed.md)")
+    speed.add_argument("--pairs", type=int, default=3, help="with --reference: interleaved authors/ours pairs")
+    speed.add_argument("--thread_counts", type=int, nargs="+", default=[1, 2],
+                       help="with --reference: thread counts to measure (default 1 2)")
     _data_args(speed)
 
+    scale = sub.add_parser("scale", help="loading, similarity, epoch, evaluation and memory against data size (synthetic)")
+    scale.add_argument("--points", nargs="+", default=["1e4:2e5:1e4", "3e4:6e5:3e4", "1e5:2e6:1e5"],
+                       metavar="USERS:INTERACTIONS:ITEMS", help="synthetic data sizes, e.g. 1e6:2e7:1e5")
+    scale.add_argument("--steps", type=int, default=10, help="timed training steps per point")
+    scale.add_argument("--warmup", type=int, default=2)
+    scale.add_argument("--eval_batches", type=int, default=5, help="timed full-ranking validation batches per point")
+    scale.add_argument("--threads", type=int, default=1)
+    scale.add_argument("--seed", type=int, default=0)
+    scale.add_argument("--out", default=common.DEFAULT_OUT, help="output folder (default results/)")
+    scale.add_argument("--tag", default=None, help="suffix of the output file names")
     acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
     acc.add_argument("--model", default="SASRec", choices=MODELS)
     acc.add_argument("--budget", default="reduced", choices=("reduced", "full", "published"),
@@ -128,17 +147,36 @@ def main(argv=None):
     try:
         import recbole_basrec  # noqa: F401  (registers the models)
 
-        if args.job == "speed":
+        if args.job == "speed" and args.reference:
+            from benchmarks.reference import run_reference_speed
+            models = [m for m in (args.models or ["SASRec", "GRU4Rec"]) if m != "FMLPRec"]
+            run_reference_speed(args.reference, models=models, threads=args.thread_counts, pairs=args.pairs,
+                                warmup=args.warmup, steps=args.steps, data_file=args.data_file, out_dir=args.out,
+                                tag=args.tag, overrides=_key_values(parser, args.overrides))
+        elif args.job == "speed":
             from benchmarks.speed import run_speed
 
             run_speed(
-                models=args.models, modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
+                models=args.models or ["SASRec"], modes=args.modes, dataset=args.dataset, batch_size=args.batch_size,
                 max_len=args.max_len, n_pairs=args.n_pairs, n_whole_level=args.n_whole_level,
                 loss_type=args.loss_type, warmup=args.warmup, steps=args.steps, full_epochs=args.full_epochs,
                 measure_epochs=not args.no_epochs, threads=args.threads,
                 similarity_repeats=args.similarity_repeats, seed=args.seed, data_file=args.data_file,
                 data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out, tag=args.tag,
+                overrides=_key_values(parser, args.overrides),
             )
+        elif args.job == "scale":
+            from benchmarks.scale import run_scale
+            points = []
+            for p in args.points:
+                try:
+                    points.append(tuple(int(float(x)) for x in p.split(":")))
+                except ValueError:
+                    parser.error(f"--points takes USERS:INTERACTIONS:ITEMS, got '{p}'")
+                if len(points[-1]) != 3:
+                    parser.error(f"--points takes USERS:INTERACTIONS:ITEMS, got '{p}'")
+            run_scale(points, steps=args.steps, warmup=args.warmup, eval_batches=args.eval_batches,
+                      threads=args.threads, seed=args.seed, out_dir=args.out, tag=args.tag)
         elif args.job == "models":
             from benchmarks.models import run_models
 

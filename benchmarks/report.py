@@ -295,9 +295,11 @@ def _speed_page(results_dir):
     out = [_GENERATED, "", "# Speed", "",
            "Records of the speed job: one model, process and set of batches per row, `model.augment` toggling "
            "BASRec; a step is forward + backward + Adam, medians of interleaved steps. The floor of the step "
-           "ratio is `1 + 2 * n_pairs` encoder passes. The job measures this package only: other "
-           "implementations' timings (the authors' code) are not measured by it.", ""]
+           "ratio is `1 + 2 * n_pairs` encoder passes. The side-by-side runs with the authors' code "
+           "(`speed --reference`, `results/speed-reference-*.json`) are described in `docs/speed.md`.", ""]
     for path, record in _records(results_dir, "speed-*.json"):
+        if record.get("job") != "speed":
+            continue  # speed --reference records: docs/speed.md
         s = record["settings"]
         out += [f"## {os.path.basename(path)[:-5]}", "",
                 f"{record['dataset']}, batch {s['batch_size']}, L={s['max_len']}, n_pairs {s['n_pairs']}, "

@@ -23,6 +23,7 @@ SIMILARITY_SOURCES = ("inputs", "train")
 LOSS_TYPES = ("CE", "BPR", "BCE")
 ALIGNS = ("recent", "first")
 SSA_WEIGHTINGS = ("batch", "sequence")
+CSA_PARTNER_PADDINGS = ("encoder", "zero")
 TTA_MODES = ("none", "tnoise", "tmask")
 
 Count = Annotated[StrictInt, Field(ge=0)]
@@ -129,6 +130,13 @@ KEYS = (
     Key("ssa_weighting", choice(SSA_WEIGHTINGS), BASREC,
         "'batch': each view's loss = (sum of w' over the batch) x mean loss (the authors' code); "
         "'sequence': each sequence's loss times its own w' (the paper's formula)."),
+    Key("csa_partner_padding", choice(CSA_PARTNER_PADDINGS), BASREC,
+        "What CSA mixes in where a partner sequence has padding: 'encoder': the encoder's output there "
+        "(the authors' code; needs the un-augmented pass at full width); 'zero': zeros, so that pass skips "
+        "padding like the others (faster on short sequences; not bit-equal to 'encoder')."),
+    Key("ce_logits_mib", Count, BASREC,
+        "With loss_type CE: the largest block of (slots x items) logits held at once, MiB; the exact "
+        "log-sum-exp is taken block by block and recomputed in backward. 0: all at once (autograd keeps them)."),
     Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code)."),
     Key("stage1_epochs", Count, BASREC, "Epochs of plain training (early stopped) before BASRec; 0 skips stage 1."),
     Key("pretrained_path", Optional[StrictStr], BASREC, "Stage-1 checkpoint (ours or the authors') to start BASRec from; skips stage 1."),

@@ -53,6 +53,45 @@ def fuse_gelu(module):
     return changed
 
 
+class _BlockLogSumExp(torch.autograd.Function):
+    """``logsumexp(hidden @ weight.T, dim=-1)`` for ``hidden`` (M, D) and ``weight`` (N, D), taken
+    ``rows`` slots at a time. Forward keeps only the (M,) result; backward recomputes each block's
+    softmax. Each slot's value is its own row's reduction over every item, so the result is the
+    unblocked one up to float rounding; memory is ``rows x N`` logits instead of ``M x N``."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, rows):
+        out = torch.cat([torch.logsumexp(h @ weight.t(), dim=-1) for h in hidden.split(rows)])
+        ctx.save_for_backward(hidden, weight, out)
+        ctx.rows = rows
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, weight, out = ctx.saved_tensors
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        for start in range(0, hidden.size(0), ctx.rows):
+            h = hidden[start:start + ctx.rows]
+            p = torch.exp(h @ weight.t() - out[start:start + ctx.rows, None]).mul_(grad[start:start + ctx.rows, None])
+            if grad_hidden is not None:
+                grad_hidden[start:start + ctx.rows] = p @ weight
+            if grad_weight is not None:
+                grad_weight.addmm_(p.t(), h)
+        return grad_hidden, grad_weight, None
+
+
+def item_logsumexp(hidden, weight, block_mib=0):
+    """``logsumexp(hidden @ weight.T, -1)`` over the last dim of ``hidden`` (..., D): at once
+    (``block_mib`` 0), else in blocks of at most ``block_mib`` MiB of float32 logits
+    (:class:`_BlockLogSumExp`)."""
+    flat = hidden.reshape(-1, hidden.size(-1))
+    rows = max(1, int(block_mib * 2**20) // (4 * weight.size(0)))
+    if block_mib <= 0 or rows >= flat.size(0):
+        return torch.logsumexp(hidden @ weight.t(), dim=-1)
+    return _BlockLogSumExp.apply(flat, weight, rows).view(hidden.shape[:-1])
+
+
 class BASRec:
     r"""Mixin adding BASRec's training losses to a stock sequential recommender.
 
@@ -92,6 +131,8 @@ class BASRec:
         self.align = config["align"]
         self.ssa_weighting = config["ssa_weighting"]
         self.reorder_keep_last = bool(config["reorder_keep_last"])
+        self.csa_partner_padding = config["csa_partner_padding"] or "encoder"
+        self.ce_logits_mib = int(config["ce_logits_mib"] or 0)
         #: Raw item token of every internal item id, to map checkpoints of the authors' code.
         self.item_tokens = dataset.field2id_token[dataset.iid_field]
         #: The trainer switches this off for stage 1 (plain training).
@@ -201,8 +242,9 @@ class BASRec:
         seq = self._layout(item_seq, item_seq_len)
         item_emb = self.item_embedding(seq)
         augmenting = self.basrec and self.augment
-        # CSA reads partners' outputs at any slot, padding included: encode those at full width.
-        full_width = augmenting and self.n_whole_level > 0
+        # CSA reads partners' outputs at any slot, padding included: encode those at full width
+        # (unless csa_partner_padding is 'zero': trimmed outputs are zeros at padding).
+        full_width = augmenting and self.n_whole_level > 0 and self.csa_partner_padding == "encoder"
         slots = self._slots(self._encode(seq, item_emb, item_seq_len, trim=not full_width), item_seq_len)
         hidden = slots[rows, cols]
         pos_emb = self._item_vectors(targets[rows, cols])
@@ -238,9 +280,12 @@ class BASRec:
     def _sample_negatives(self, item_seq, targets):
         """One uniform negative per position, redrawn where it hits the user's own items."""
         negatives = torch.randint(1, self.n_items, targets.shape, device=targets.device)
-        own = torch.cat([item_seq, targets], dim=1).unsqueeze(1)
+        # Membership by binary search in each row's sorted items: (B, L log L) work where
+        # comparing every negative with every own item is (B, L, 2L); the same answer.
+        own = torch.cat([item_seq, targets], dim=1).sort(dim=1).values
+        last = own.size(1) - 1
         for _ in range(_NEGATIVE_ROUNDS):
-            clash = (negatives.unsqueeze(-1) == own).any(-1)
+            clash = own.gather(1, torch.searchsorted(own, negatives).clamp(max=last)) == negatives
             if not clash.any():
                 break
             redraw = torch.randint(1, self.n_items, targets.shape, device=targets.device)
@@ -265,7 +310,7 @@ class BASRec:
         scales each slot's term."""
         pos_score = (hidden * pos_emb).sum(-1)
         if self.loss_type == "CE":
-            per_slot = torch.logsumexp(hidden @ self._item_vectors().t(), dim=-1) - pos_score
+            per_slot = item_logsumexp(hidden, self._item_vectors(), self.ce_logits_mib) - pos_score
         else:
             neg_score = (hidden * neg_emb).sum(-1)
             if self.loss_type == "BPR":
