@@ -13,7 +13,8 @@ a stock ``run_recbole(model="BASRecSASRec", ...)`` build the same configuration:
   ``train_mode``.
 
 A stock model's configuration is RecBole's, except that a config file must be a valid YAML
-mapping without repeated keys (a one-line error instead of a traceback).
+mapping without repeated keys, and a command-line key given twice with two values is a one-line
+ValueError instead of RecBole's SyntaxError.
 """
 import contextlib
 import contextvars
