@@ -3,7 +3,8 @@
 ``train_mode: prefix`` keeps RecBole's data (one sample per prefix). ``train_mode: sequence``
 replaces the training split by each user's training sequence, cut into windows of
 ``MAX_ITEM_LIST_LENGTH`` items with a target at every position, so an epoch costs O(users).
-Validation and test splits are RecBole's in both modes.
+Validation and test splits are RecBole's in both modes; in sequence mode only the prefix
+samples those splits need are made (memory O(users x L), not O(interactions x L)).
 """
 import os
 
