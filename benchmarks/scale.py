@@ -15,8 +15,8 @@ the published Beauty settings (sequence mode, BCE, n_pairs 2, n_whole_level 3, L
   masked) and a top-20, times the batches of the validation set;
 * ``peak_rss_mib``: the point's process's ``ru_maxrss``.
 
-The record fits log-log slopes of each cost against interactions (``slopes``) and plots them
-(``results/scale-cpu.png``). ``--resume`` keeps the points already in the record (same request
+The record fits log-log slopes of each cost against interactions (``slopes``; also over the points
+with the largest item count alone, ``slopes_fixed_items``) and plots them (``results/scale-cpu.png``). ``--resume`` keeps the points already in the record (same request
 and settings) and measures the rest.
 """
 import argparse
@@ -202,8 +202,14 @@ def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out
         common.write_json(record, json_path)
     ok = [p for p in record["points"] if "failed" not in p]
     xs = [p["interactions"] for p in ok]
-    record["slopes"] = {key: _fit_slope(xs, [p[key] for p in ok])
-                        for key in ("load_s", "similarity_s", "epoch_s", "eval_s", "peak_rss_mib")}
+    keys = ("load_s", "similarity_s", "epoch_s", "eval_s", "peak_rss_mib")
+    record["slopes"] = {key: _fit_slope(xs, [p[key] for p in ok]) for key in keys}
+    # Full-rank evaluation costs users x items: also fit the points that share the largest catalogue.
+    fixed = [p for p in ok if p["items"] == max(q["items"] for q in ok)] if ok else []
+    record["slopes_fixed_items"] = {
+        "items": fixed[0]["items"], "points": len(fixed),
+        **{key: _fit_slope([p["interactions"] for p in fixed], [p[key] for p in fixed]) for key in keys},
+    } if len(fixed) >= 2 else None
     record["complete"] = True
     png = os.path.join(out_dir, stem + ".png")
     plot_scale(record, png)

@@ -383,3 +383,4 @@ def test_scale_job_resume_keeps_recorded_points_and_measures_only_the_others(tmp
     assert ran == ["20"]
     assert [p["load_s"] for p in record["points"]] == [1.0, 2.0]
     assert record["slopes"]["load_s"] == pytest.approx(1.0)
+    assert record["slopes_fixed_items"] is None  # no two points share a catalogue size
