@@ -16,8 +16,9 @@ the published Beauty settings (sequence mode, BCE, n_pairs 2, n_whole_level 3, L
 * ``peak_rss_mib``: the point's process's ``ru_maxrss``.
 
 The record fits log-log slopes of each cost against interactions (``slopes``; also over the points
-with the largest item count alone, ``slopes_fixed_items``) and plots them (``results/scale-cpu.png``). ``--resume`` keeps the points already in the record (same request
-and settings) and measures the rest.
+with the largest item count alone, ``slopes_fixed_items``) and plots them
+(``results/scale-cpu.png``). ``--resume`` keeps the points already in the record (same request and
+settings) and measures the rest.
 """
 import argparse
 import json
