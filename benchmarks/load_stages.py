@@ -1,4 +1,4 @@
-"""Memory of each loading stage on synthetic data (the scale job's settings, sequence mode).
+"""Memory of each loading stage on synthetic data (the scale job's data settings).
 
 ``python -m benchmarks.load_stages --users 1e5 --interactions 2e6 --items 1e5 [--set KEY=VALUE ...]``
 
