@@ -65,6 +65,8 @@ def build_parser():
     scale.add_argument("--seed", type=int, default=0)
     scale.add_argument("--out", default=common.DEFAULT_OUT, help="output folder (default results/)")
     scale.add_argument("--tag", default=None, help="suffix of the output file names")
+    scale.add_argument("--resume", action="store_true",
+                       help="keep the points already in the record (same request and settings), measure the rest")
     acc = sub.add_parser("accuracy", help="stage 1, then plain vs BASRec from the same checkpoint")
     acc.add_argument("--model", default="SASRec", choices=MODELS)
     acc.add_argument("--budget", default="reduced", choices=("reduced", "full", "published"),
@@ -176,7 +178,8 @@ def main(argv=None):
                 if len(points[-1]) != 3:
                     parser.error(f"--points takes USERS:INTERACTIONS:ITEMS, got '{p}'")
             run_scale(points, steps=args.steps, warmup=args.warmup, eval_batches=args.eval_batches,
-                      threads=args.threads, seed=args.seed, out_dir=args.out, tag=args.tag)
+                      threads=args.threads, seed=args.seed, out_dir=args.out, tag=args.tag,
+                      resume=args.resume)
         elif args.job == "models":
             from benchmarks.models import run_models
 

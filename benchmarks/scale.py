@@ -15,8 +15,10 @@ the published Beauty settings (sequence mode, BCE, n_pairs 2, n_whole_level 3, L
   masked) and a top-20, times the batches of the validation set;
 * ``peak_rss_mib``: the point's process's ``ru_maxrss``.
 
-The record fits log-log slopes of each cost against interactions (``slopes``) and plots them
-(``results/scale-cpu.png``).
+The record fits log-log slopes of each cost against interactions (``slopes``; also over the points
+with the largest item count alone, ``slopes_fixed_items``) and plots them
+(``results/scale-cpu.png``). ``--resume`` keeps the points already in the record (same request and
+settings) and measures the rest.
 """
 import argparse
 import json
@@ -145,7 +147,10 @@ def _fit_slope(xs, ys):
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
 
 
-def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out_dir=None, tag=None, log=print):
+def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out_dir=None, tag=None, log=print,
+              resume=False):
+    """Measure each point in its own process; ``resume`` keeps the points of the existing record
+    measured with the same request and settings, and runs the others."""
     out_dir = out_dir or common.DEFAULT_OUT
     os.makedirs(out_dir, exist_ok=True)
     stem = "scale-cpu" + (f"-{tag}" if tag else "")
@@ -160,7 +165,17 @@ def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out
               "settings": {"steps": steps, "warmup": warmup, "eval_batches": eval_batches, "threads": threads,
                            "seed": seed},
               "points": [], "complete": False}
+    earlier = {}
+    if resume:
+        previous = common.read_json(json_path, missing={}) or {}
+        if previous.get("settings") == record["settings"]:
+            earlier = {tuple(p["requested"]): p for p in previous.get("points", [])
+                       if "requested" in p and "failed" not in p}
     for users, interactions, items in points:
+        if (users, interactions, items) in earlier:
+            record["points"].append(earlier[(users, interactions, items)])
+            log(f"[scale] {users} users, {interactions} interactions, {items} items: kept from {json_path}")
+            continue
         work = tempfile.mkdtemp(prefix="basrec-scale-")
         argv = [sys.executable, "-m", "benchmarks.scale", "point", "--users", str(users), "--interactions",
                 str(interactions), "--items", str(items), "--seed", str(seed), "--steps", str(steps), "--warmup",
@@ -178,6 +193,7 @@ def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out
             log(f"[scale] {users} users, {interactions} interactions: failed (exit {proc.returncode})")
             common.write_json(record, json_path)
             break
+        result["requested"] = [users, interactions, items]
         result["wall_s"] = wall
         result["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
         record["points"].append(result)
@@ -187,8 +203,14 @@ def run_scale(points, steps=10, warmup=2, eval_batches=5, threads=1, seed=0, out
         common.write_json(record, json_path)
     ok = [p for p in record["points"] if "failed" not in p]
     xs = [p["interactions"] for p in ok]
-    record["slopes"] = {key: _fit_slope(xs, [p[key] for p in ok])
-                        for key in ("load_s", "similarity_s", "epoch_s", "eval_s", "peak_rss_mib")}
+    keys = ("load_s", "similarity_s", "epoch_s", "eval_s", "peak_rss_mib")
+    record["slopes"] = {key: _fit_slope(xs, [p[key] for p in ok]) for key in keys}
+    # Full-rank evaluation costs users x items: also fit the points that share the largest catalogue.
+    fixed = [p for p in ok if p["items"] == max(q["items"] for q in ok)] if ok else []
+    record["slopes_fixed_items"] = {
+        "items": fixed[0]["items"], "points": len(fixed),
+        **{key: _fit_slope([p["interactions"] for p in fixed], [p[key] for p in fixed]) for key in keys},
+    } if len(fixed) >= 2 else None
     record["complete"] = True
     png = os.path.join(out_dir, stem + ".png")
     plot_scale(record, png)

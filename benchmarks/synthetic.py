@@ -5,8 +5,8 @@
 time order. Item ``k`` (popularity rank, 1-based) is drawn with probability proportional to
 ``k ** -item_exponent``; sequence lengths follow a discrete power law (Pareto tail,
 ``length_exponent``) from ``min_length`` up to ``max_length``, rescaled so that they sum to about
-``n_interactions``. Consecutive repeats of an item are allowed, as in real logs. Everything is
-vectorised numpy: 2x10^7 interactions take seconds and about 1 GiB.
+``n_interactions``. Consecutive repeats of an item are allowed, as in real logs. Vectorised numpy,
+written in blocks of rows.
 """
 import os
 
@@ -30,36 +30,54 @@ def sequence_lengths(n_users, n_interactions, rng, min_length=5, max_length=500,
     return lengths
 
 
-def item_draws(n, n_items, rng, item_exponent=1.0):
-    """``n`` item ids in ``1..n_items`` drawn with Zipf(``item_exponent``) popularity, ids shuffled
-    so popularity is not the id order."""
+def _ranks(n, n_items, rng, item_exponent=1.0, block=1 << 22):
+    """``n`` popularity ranks (0-based) in ``block``-sized draws; the same stream as one draw of ``n``."""
     weights = np.arange(1, n_items + 1, dtype=np.float64) ** -item_exponent
     cdf = np.cumsum(weights)
     cdf /= cdf[-1]
-    ranks = np.searchsorted(cdf, rng.random(n), side="right")
+    ranks = np.empty(n, dtype=np.min_scalar_type(n_items))
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        np.minimum(np.searchsorted(cdf, rng.random(hi - lo), side="right"), n_items - 1, out=ranks[lo:hi],
+                   casting="unsafe")
+    return ranks
+
+
+def item_draws(n, n_items, rng, item_exponent=1.0):
+    """``n`` item ids in ``1..n_items`` drawn with Zipf(``item_exponent``) popularity, ids shuffled
+    so popularity is not the id order."""
+    ranks = _ranks(n, n_items, rng, item_exponent)
     ids = rng.permutation(n_items) + 1
-    return ids[np.minimum(ranks, n_items - 1)]
+    return ids[ranks]
 
 
 def write_synthetic(folder, name, n_users, n_interactions, n_items, seed=0, item_exponent=1.0,
-                    length_exponent=2.0, min_length=5, max_length=500):
-    """Write ``folder/name/name.inter``; returns ``{"path", "users", "interactions", "items_seen", ...}``."""
+                    length_exponent=2.0, min_length=5, max_length=500, block=1 << 20):
+    """Write ``folder/name/name.inter``; returns ``{"path", "users", "interactions", "items_seen", ...}``.
+
+    Rows are formatted and written ``block`` at a time: besides the output, memory holds one
+    small popularity rank per interaction.
+    """
     rng = np.random.default_rng(seed)
     lengths = sequence_lengths(n_users, n_interactions, rng, min_length, max_length, length_exponent)
     total = int(lengths.sum())
-    users = np.repeat(np.arange(1, n_users + 1), lengths)
-    items = item_draws(total, n_items, rng, item_exponent)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    stamps = np.arange(total) - starts
+    ends = np.cumsum(lengths)
+    ranks = _ranks(total, n_items, rng, item_exponent)
+    ids = rng.permutation(n_items) + 1
+    seen = np.zeros(n_items + 1, dtype=bool)
     os.makedirs(os.path.join(folder, name), exist_ok=True)
     path = os.path.join(folder, name, f"{name}.inter")
     with open(path, "w", encoding="ascii") as f:
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
-        block = 1 << 22
         for lo in range(0, total, block):
-            hi = min(total, lo + block)
-            np.savetxt(f, np.stack([users[lo:hi], items[lo:hi], stamps[lo:hi]], 1), fmt="%d", delimiter="\t")
+            rows = np.arange(lo, min(total, lo + block))
+            user = np.searchsorted(ends, rows, side="right")  # 0-based
+            items = ids[ranks[rows]]
+            seen[items] = True
+            stamps = rows - (ends[user] - lengths[user])
+            columns = np.stack([user + 1, items, stamps], 1)
+            f.write(("%d\t%d\t%d\n" * len(rows)) % tuple(columns.ravel().tolist()))
     return {"path": path, "users": n_users, "interactions": total, "items": n_items,
-            "items_seen": int(np.unique(items).size), "mean_length": float(lengths.mean()),
+            "items_seen": int(seen.sum()), "mean_length": float(lengths.mean()),
             "max_length": int(lengths.max()), "seed": seed, "item_exponent": item_exponent,
             "length_exponent": length_exponent}

@@ -358,3 +358,29 @@ def test_resume_state_without_the_stage1_checkpoint_rescores_a_reference_and_ref
         run("own", ["basrec"])
     _, again = run("own", ["plain"])  # nothing left to train: the lost checkpoint is not needed
     assert again is None  # the BASRec arm is still unfinished
+
+
+def test_scale_job_resume_keeps_recorded_points_and_measures_only_the_others(tmp_path, monkeypatch):
+    import subprocess
+
+    from benchmarks import scale
+
+    def point(users, interactions, items, load):
+        return {"users": users, "interactions": interactions, "items": items, "requested": [users, interactions, items],
+                "load_s": load, "similarity_s": 1.0, "epoch_s": 2.0, "eval_s": 3.0, "peak_rss_mib": 100.0 * load}
+
+    settings = {"steps": 10, "warmup": 2, "eval_batches": 5, "threads": 1, "seed": 0}
+    common.write_json({"job": "scale", "settings": settings, "points": [point(10, 100, 10, 1.0)]},
+                      str(tmp_path / "scale-cpu.json"))
+    ran = []
+
+    def fake_run(argv, **kwargs):
+        ran.append(argv[argv.index("--users") + 1])
+        return subprocess.CompletedProcess(argv, 0, "RESULT " + json.dumps(point(20, 200, 20, 2.0)), "")
+
+    monkeypatch.setattr(scale.subprocess, "run", fake_run)
+    record = scale.run_scale([(10, 100, 10), (20, 200, 20)], out_dir=str(tmp_path), resume=True, log=lambda *_: None)
+    assert ran == ["20"]
+    assert [p["load_s"] for p in record["points"]] == [1.0, 2.0]
+    assert record["slopes"]["load_s"] == pytest.approx(1.0)
+    assert record["slopes_fixed_items"] is None  # no two points share a catalogue size

@@ -35,3 +35,13 @@ def test_authors_arguments_are_read_without_running_their_script(tmp_path):
     )
     args = _authors_parser(str(script)).parse_args(["--beta=0.4", "--load_pretrain"])
     assert (args.beta, args.load_pretrain, args.n_pairs) == (0.4, True, 1)
+
+
+def test_synthetic_blocks_do_not_change_the_data(tmp_path):
+    from benchmarks.synthetic import _ranks
+
+    whole = write_synthetic(str(tmp_path / "a"), "syn", 300, 3000, 200, seed=1, block=1 << 20)
+    pieces = write_synthetic(str(tmp_path / "b"), "syn", 300, 3000, 200, seed=1, block=7)
+    assert open(whole["path"]).read() == open(pieces["path"]).read() and whole == {**pieces, "path": whole["path"]}
+    one = _ranks(1000, 50, np.random.default_rng(2), block=1 << 20)
+    assert np.array_equal(one, _ranks(1000, 50, np.random.default_rng(2), block=13))

@@ -3,7 +3,8 @@
 ``train_mode: prefix`` keeps RecBole's data (one sample per prefix). ``train_mode: sequence``
 replaces the training split by each user's training sequence, cut into windows of
 ``MAX_ITEM_LIST_LENGTH`` items with a target at every position, so an epoch costs O(users).
-Validation and test splits are RecBole's in both modes.
+Validation and test splits are RecBole's in both modes; in sequence mode only the prefix
+samples those splits need are made (memory O(users x L), not O(interactions x L)).
 """
 import os
 
@@ -191,6 +192,13 @@ def _target_in_history(full_ptr, full_items, users, targets, history_length):
     return int(np.sum(found & (first_position[index] < history_length)))
 
 
+def _mean_count(values):
+    """Mean occurrences of the distinct values (RecBole's ``mean(Counter(values).values())``)."""
+    if len(values) == 0:
+        return float("nan")
+    return float(len(values) / len(np.unique(values)))
+
+
 class BASRecDataset(SequentialDataset):
     """:class:`SequentialDataset` that also offers BASRec's ``sequence`` training protocol and
     exposes each user's training sequence (for the item similarity of M-Substitute)."""
@@ -235,6 +243,90 @@ class BASRecDataset(SequentialDataset):
                 f"{count + len(self.inter_feat)}; a copy of an evaluation target would sit in its own history."
             )
 
+    def data_augmentation(self):
+        """RecBole's prefix samples; in ``train_mode: sequence``, only those :meth:`build` uses.
+
+        Sequence mode replaces RecBole's training split, so of each user's prefix samples only
+        the first (whose position in the time order fixes the user's row order in every split)
+        and the last two (validation and test) are made. RecBole's leave-one-out then gives the
+        same validation and test rows, in the same order, as on all samples. The training
+        sequences come from the interactions here instead of from the training split. Prefix
+        mode, other splits than ``{'LS': 'valid_and_test'}`` by user, and fields other than
+        1-D tokens and floats take RecBole's path.
+        """
+        self._basrec_sequences = self._basrec_stats = None
+        feat = self.inter_feat
+        plain = all(v.dim() == 1 for v in feat.interaction.values()) and self.max_item_list_len >= 2
+        eval_args = self.config["eval_args"]
+        leave_one_out = eval_args["split"] == {"LS": "valid_and_test"} and eval_args["group_by"] == "user"
+        if self.config["train_mode"] != "sequence" or not plain or not leave_one_out:
+            return super().data_augmentation()
+        self._aug_presets()
+        self._check_field("uid_field", "time_field")
+        self.sort(by=[self.uid_field, self.time_field], ascending=True)
+        uid = feat[self.uid_field].numpy()
+        n = len(uid)
+        first = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]]) if n else np.zeros(0, dtype=np.int64)
+        count = np.diff(np.r_[first, n])
+        row_first = np.repeat(first, count)
+        position = np.arange(n) - row_first  # 0-based position within the user's sequence
+        row_count = np.repeat(count, count)
+        # RecBole's leave-one-out keeps min(2, samples - 1) samples of a user for evaluation.
+        held_out = np.minimum(2, np.maximum(row_count - 2, 0))
+        in_train = (position < row_count - held_out) & (row_count >= 2)
+        self._basrec_sequences = self._csr(uid[in_train], feat[self.iid_field].numpy()[in_train])
+        is_target = position >= 1
+        self._basrec_stats = {
+            "inter_num": int(is_target.sum()),
+            "avg_actions_of_users": float(np.mean(count[count >= 2] - 1)) if (count >= 2).any() else float("nan"),
+            "avg_actions_of_items": _mean_count(feat[self.iid_field].numpy()[is_target]),
+        }
+        del row_first, row_count, held_out, in_train
+        target = np.flatnonzero(is_target & ((position == 1) | (position >= np.repeat(count, count) - 2)))
+        del is_target
+        length = np.minimum(position[target], self.max_item_list_len)
+        del position
+        new_feat = Interaction({field: value[target] for field, value in feat.interaction.items()})
+        lists = {self.item_list_length_field: torch.from_numpy(length.astype(np.int64))}
+        fields = [field for field in feat.interaction if field != self.uid_field]
+        for field in fields:
+            lists[getattr(self, f"{field}_list_field")] = feat[field].new_zeros((len(target), self.max_item_list_len))
+        offsets = np.arange(self.max_item_list_len)
+        block = 1 << 16  # rows at a time: the gather indices stay small
+        for lo in range(0, len(target), block):
+            rows = slice(lo, lo + block)
+            valid = torch.from_numpy(offsets[None, :] < length[rows, None])
+            index = torch.from_numpy((target[rows] - length[rows])[:, None] + offsets[None, :]).clamp_(max=n - 1)
+            for field in fields:
+                lists[getattr(self, f"{field}_list_field")][rows] = feat[field][index].masked_fill_(~valid, 0)
+        new_feat.update(Interaction(lists))
+        self.inter_feat = new_feat
+        self._basrec_stats["feat"] = new_feat
+
+    def _csr(self, users, items):
+        user_ptr = np.zeros(self.user_num + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=self.user_num), out=user_ptr[1:])
+        return user_ptr, items.astype(np.int64)
+
+    def _stock_stat(self, name):
+        """RecBole's statistic of all prefix samples, while ``inter_feat`` holds only the kept ones."""
+        stats = getattr(self, "_basrec_stats", None)
+        if stats is not None and stats["feat"] is self.inter_feat:
+            return stats[name]
+        return getattr(super(), name)
+
+    @property
+    def inter_num(self):
+        return self._stock_stat("inter_num")
+
+    @property
+    def avg_actions_of_users(self):
+        return self._stock_stat("avg_actions_of_users")
+
+    @property
+    def avg_actions_of_items(self):
+        return self._stock_stat("avg_actions_of_items")
+
     def build(self):
         built = super().build()
         empty = [name for name, split in zip(("training", "validation", "test"), built) if len(split) == 0]
@@ -244,7 +336,11 @@ class BASRecDataset(SequentialDataset):
                 f"least 3 interactions per user (train, valid, test); drop shorter users (e.g. "
                 f"user_inter_num_interval: '[3,inf)') or add interactions."
             )
-        user_ptr, items = training_sequences(built, self.user_num)
+        if getattr(self, "_basrec_sequences", None) is not None:
+            user_ptr, items = self._basrec_sequences
+            self._basrec_sequences = None
+        else:
+            user_ptr, items = training_sequences(built, self.user_num)
         train = built[0]
         if self.config["train_mode"] == "sequence":
             train = self._windowed_train_split(user_ptr, items)
