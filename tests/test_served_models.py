@@ -57,7 +57,7 @@ def test_new_model_probes_trains_and_infers_as_the_stock_model(build, name):
     config, dataset, model, trainer, (train, valid, test) = build(name, learning_rate=0.003)
     assert type(model).__name__ == f"BASRec{name}" and get_model(f"BASRec{name}") is type(model)
     # Same parameters and initialisation as the stock model built with the same seed; same scores.
-    assert_stock_inference_and_learning(name, model, config, train, test, shrink=0.95)
+    assert_stock_inference_and_learning(name, model, config, train, test, shrink=0.99)
 
 
 @pytest.mark.parametrize("name,loss_type", [("BERT4Rec", "CE"), ("BERT4Rec", "BPR"), ("CORE", "CE"), ("NPE", "CE")])
