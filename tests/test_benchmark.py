@@ -420,3 +420,13 @@ def test_models_job_refuses_feature_models_without_item_features_and_mixed_resum
     with pytest.raises(common.BadRequest, match="holds models run with settings .* give this run another --tag"):
         run_models(["STAMP"], dataset="tiny", data_path=tiny_data_path, out_dir=out, tag="t", seed=0,
                    log=lambda *_: None)
+
+
+def test_a_builtin_dataset_resolves_again_from_the_folder_it_resolved_to(tmp_path):
+    # The models job hands the accuracy job the folder resolve_dataset returned; for ml-100k without a
+    # local copy that folder is empty and RecBole reads its bundled copy.
+    name, folder = common.resolve_dataset("ml-100k")
+    assert common.resolve_dataset(name, data_path=folder) == ("ml-100k", folder)
+    assert common.resolve_dataset("ml-100k", data_path=str(tmp_path)) == ("ml-100k", str(tmp_path))
+    with pytest.raises(common.DatasetMissing):
+        common.resolve_dataset("Beauty", data_path=str(tmp_path))
