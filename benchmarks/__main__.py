@@ -85,10 +85,13 @@ def build_parser():
                      help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
 
-    models = sub.add_parser("models", help="plain vs BASRec for stock RecBole models (generic path), reduced budget")
+    models = sub.add_parser("models", help="plain vs BASRec for served RecBole models, reduced budget")
     models.add_argument("--models", nargs="+", default=["NARM", "STAMP", "LightSANs", "SHAN", "FOSSIL", "SINE"])
     models.add_argument("--stage1_epochs", type=int, default=4, help="plain epochs both arms start from")
     models.add_argument("--stage2_epochs", type=int, default=2, help="epochs of each arm after stage 1")
+    models.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="config keys for every model and arm after the job's own, e.g. hidden_dropout_prob=0.2 "
+                             "(values read as YAML; give such a run its own --tag)")
     _data_args(models)
 
     tta = sub.add_parser("tta", help="no TTA vs TNoise vs TMask on trained models (valid and test)")
@@ -108,7 +111,7 @@ def build_parser():
     return parser
 
 
-def _key_values(parser, words):
+def _key_values(parser, words, flag="--set"):
     """``['a=1', 'b=x']`` -> ``{'a': 1, 'b': 'x'}`` (values read as YAML, as RecBole reads its command line)."""
     import yaml
 
@@ -116,8 +119,13 @@ def _key_values(parser, words):
     for word in words:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            parser.error(f"--stage2 takes KEY=VALUE pairs, got '{word}' (e.g. --stage2 hidden_dropout_prob=0.1)")
-        pairs[key] = yaml.safe_load(value)
+            parser.error(f"{flag} takes KEY=VALUE pairs, got '{word}' (e.g. {flag} hidden_dropout_prob=0.1)")
+        if key in pairs:
+            parser.error(f"{flag} gives {key} twice; give each key once")
+        try:
+            pairs[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parser.error(f"{flag} {key}: '{value}' is not a YAML value (quote strings with spaces or colons)")
     return pairs
 
 
@@ -184,9 +192,9 @@ def main(argv=None):
             from benchmarks.models import run_models
 
             run_models(models=args.models, dataset=args.dataset, stage1_epochs=args.stage1_epochs,
-                       stage2_epochs=args.stage2_epochs, seed=args.seed,
+                       stage2_epochs=args.stage2_epochs, seed=args.seed, loss_type=args.loss_type,
                        data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir,
-                       out_dir=args.out, tag=args.tag)
+                       out_dir=args.out, tag=args.tag, overrides=_key_values(parser, args.overrides))
         elif args.job == "tta":
             from benchmarks.tta import run_tta
 
@@ -204,7 +212,7 @@ def main(argv=None):
                 if args.stage2_epochs is not None:
                     budget["stage2_epochs"] = args.stage2_epochs
             run_accuracy(
-                stage2_config=_key_values(parser, args.stage2),
+                stage2_config=_key_values(parser, args.stage2, "--stage2"),
                 model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
                 data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
                 checkpoint_dir=args.checkpoint_dir, tag=args.tag, from_reference=args.from_reference,

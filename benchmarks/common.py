@@ -74,7 +74,8 @@ class BadRequest(ValueError):
 def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=None):
     """``(dataset_name, data_path)`` ready for RecBole.
 
-    * ``data_path`` given: the atomic files are already there (``data_path/NAME/NAME.inter``).
+    * ``data_path`` given: the atomic files are already there (``data_path/NAME/NAME.inter``), or for a
+      RecBole built-in, RecBole's own copy is read (as the jobs pass on the folder this returned).
     * a RecBole built-in (``ml-100k``): RecBole's own copy.
     * otherwise the paper's text file (``data_file`` or ``<repo>/../shared/data/NAME.txt``) is
       converted once into ``cache_dir`` (default ``<repo>/dataset``).
@@ -84,7 +85,7 @@ def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=
     """
     if data_path is not None:
         inter = os.path.join(data_path, dataset, f"{dataset}.inter")
-        if not os.path.isfile(inter):
+        if not os.path.isfile(inter) and dataset not in RECBOLE_BUILTIN:  # RecBole's own copy otherwise
             raise DatasetMissing(f"no atomic file {inter}")
         return dataset, data_path
     if dataset in RECBOLE_BUILTIN and data_file is None:

@@ -48,6 +48,73 @@ def patch_fill_nan():
         Dataset._fill_nan = _fill_nan
 
 
+class _SequenceFilledPandas:
+    """pandas as ``recbole/data/dataset/dataset.py`` sees it, with empty sequence cells read as ``""``.
+    RecBole's ``_load_feat`` fills them with ``df[field].fillna(value="", inplace=True)``, which pandas'
+    copy-on-write ignores (pandas 3), and then fails on ``NaN.split`` ("'float' object has no attribute
+    'split'") for an item with no ``class``, say. Token and float columns keep their NaNs."""
+
+    def __init__(self, pandas):
+        self._pandas = pandas
+
+    def __getattr__(self, name):
+        return getattr(self._pandas, name)
+
+    def read_csv(self, *args, **kwargs):
+        df = self._pandas.read_csv(*args, **kwargs)
+        for column in df.columns:
+            if str(column).endswith("seq"):  # RecBole's header names, "class:token_seq"
+                df[column] = df[column].fillna("")
+        return df
+
+
+def patch_sequence_fill():
+    import warnings
+
+    import pandas as pd
+    import recbole.data.dataset.dataset as dataset_module
+
+    if not isinstance(dataset_module.pd, _SequenceFilledPandas):
+        dataset_module.pd = _SequenceFilledPandas(dataset_module.pd)
+    # RecBole's own (now redundant) chained fillna of those columns warns at every load.
+    chained = getattr(pd.errors, "ChainedAssignmentError", None)
+    if chained is not None:
+        warnings.filterwarnings("ignore", category=chained, module=r"recbole\.data\.dataset\.dataset")
+
+
+def _remap(self, remap_list):
+    """``Dataset._remap`` of ``recbole/data/dataset/dataset.py`` with each ``token_seq`` row's length
+    taken row by row: RecBole's ``feat[field].agg(len)`` is the length of the whole column under
+    pandas 3 (``Series.agg`` no longer applies a function element-wise), so ``np.split`` returned one
+    chunk and assigning it failed ("Length of values (1) does not match length of index").
+    Same ids: one ``pd.factorize`` over every remapped field, 0 for ``[PAD]``."""
+    import pandas as pd
+    from recbole.utils import FeatureType
+
+    if not remap_list:
+        return
+    tokens, split_point = self._concat_remaped_tokens(remap_list)
+    new_ids, mp = pd.factorize(tokens)
+    mp = np.array(["[PAD]"] + list(mp))
+    token_id = {t: i for i, t in enumerate(mp)}
+    for (feat, field, ftype), ids in zip(remap_list, np.split(new_ids + 1, split_point)):
+        if field not in self.field2id_token:
+            self.field2id_token[field] = mp
+            self.field2token_id[field] = token_id
+        if ftype == FeatureType.TOKEN:
+            feat[field] = ids
+        elif ftype == FeatureType.TOKEN_SEQ:
+            lengths = np.fromiter(map(len, feat[field].values), dtype=np.int64, count=len(feat))
+            feat[field] = np.split(ids, np.cumsum(lengths)[:-1])
+
+
+def patch_remap():
+    from recbole.data.dataset import Dataset
+
+    if Dataset._remap is not _remap:
+        Dataset._remap = _remap
+
+
 _original_dataframe_to_interaction = None
 
 
@@ -240,6 +307,8 @@ def apply():
         return
     restore_numpy_aliases()
     patch_fill_nan()
+    patch_remap()
+    patch_sequence_fill()
     patch_download()
     patch_dataframe_to_interaction()
     quiet_grad_scaler_warning()

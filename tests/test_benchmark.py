@@ -384,3 +384,75 @@ def test_scale_job_resume_keeps_recorded_points_and_measures_only_the_others(tmp
     assert [p["load_s"] for p in record["points"]] == [1.0, 2.0]
     assert record["slopes"]["load_s"] == pytest.approx(1.0)
     assert record["slopes_fixed_items"] is None  # no two points share a catalogue size
+
+
+NEWLY_SERVED = ["BERT4Rec", "SRGNN", "GCSAN", "CORE", "HGN", "NPE", "SASRecF", "FDSA", "GRU4RecF"]
+
+
+def test_models_job_sets_only_keys_each_model_reads():
+    from benchmarks.models import WIDTH, model_settings
+
+    assert model_settings("SRGNN") == {"embedding_size": WIDTH, "loss_type": "BCE"}
+    assert model_settings("SASRec") == {"hidden_size": WIDTH, "loss_type": "BCE"}
+    assert model_settings("NARM") == {"embedding_size": WIDTH, "hidden_size": WIDTH, "loss_type": "BCE"}
+    assert model_settings("CORE", "BCE")["loss_type"] == "CE"  # CORE trains with CE only
+    assert model_settings("BERT4Rec", "BCE")["loss_type"] == "CE"  # its masked-item objective: CE or BPR
+    assert model_settings("BERT4Rec", "BPR")["loss_type"] == "BPR"
+    features = model_settings("FDSA")
+    assert features["selected_features"] == ["class"] and features["load_col"]["item"] == ["item_id", "class"]
+    assert model_settings("SRGNN", overrides={"embedding_size": 32})["embedding_size"] == 32
+
+
+@pytest.mark.parametrize("model", NEWLY_SERVED)
+def test_models_job_settings_pass_the_strict_key_check(model):
+    from benchmarks.models import SETTINGS, model_settings
+    from recbole_basrec.quick_start import build_config
+
+    config = build_config(model, "ml-100k", config_dict={**SETTINGS, **model_settings(model), "state": "ERROR"})
+    assert config["strict_keys"] is True and config["model"] == f"BASRec{model}"
+
+
+def test_models_job_cli_passes_set_and_loss_on(monkeypatch, capsys):
+    from benchmarks import models as models_job
+
+    calls = []
+    monkeypatch.setattr(models_job, "run_models", lambda **kwargs: calls.append(kwargs))
+    assert main(["models", "--models", "SRGNN", "CORE", "--dataset", "ml-100k", "--set", "n_pairs=2",
+                 "hidden_dropout_prob=0.1", "selected_features=[class]"]) == 0
+    assert calls[0]["overrides"] == {"n_pairs": 2, "hidden_dropout_prob": 0.1, "selected_features": ["class"]}
+    assert calls[0]["models"] == ["SRGNN", "CORE"] and calls[0]["loss_type"] == "BCE"
+    for words, fragment in ((["n_pairs"], "--set takes KEY=VALUE pairs"), (["n_pairs=1", "n_pairs=2"], "twice"),
+                            (["beta=[1"], "is not a YAML value")):
+        with pytest.raises(SystemExit) as stop:
+            main(["models", "--set", *words])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and fragment in err[-1]
+
+
+def test_models_job_refuses_feature_models_without_item_features_and_mixed_resumes(tiny_data_path, tmp_path,
+                                                                                      capsys):
+    from benchmarks.models import run_models
+
+    out = str(tmp_path / "out")
+    with pytest.raises(SystemExit) as stop:
+        main(["models", "--models", "NARM", "FDSA", "--dataset", "tiny", "--data_path", tiny_data_path, "--out", out])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "\n" not in err
+    assert err == ("error: FDSA reads item features ['class'], which tiny lacks (it has no .item file); use "
+                   "--dataset ml-100k, or --set selected_features=[<field>]")
+    os.makedirs(out)
+    common.write_json({"models": [{"backbone": "NARM"}], "settings": {"n_pairs": 1}, "seed": 0, "loss_type": "BCE"},
+                      os.path.join(out, "models-tiny-t.json"))
+    with pytest.raises(common.BadRequest, match="holds models run with settings .* give this run another --tag"):
+        run_models(["STAMP"], dataset="tiny", data_path=tiny_data_path, out_dir=out, tag="t", seed=0,
+                   log=lambda *_: None)
+
+
+def test_a_builtin_dataset_resolves_again_from_the_folder_it_resolved_to(tmp_path):
+    # The models job hands the accuracy job the folder resolve_dataset returned; for ml-100k without a
+    # local copy that folder is empty and RecBole reads its bundled copy.
+    name, folder = common.resolve_dataset("ml-100k")
+    assert common.resolve_dataset(name, data_path=folder) == ("ml-100k", folder)
+    assert common.resolve_dataset("ml-100k", data_path=str(tmp_path)) == ("ml-100k", str(tmp_path))
+    with pytest.raises(common.DatasetMissing):
+        common.resolve_dataset("Beauty", data_path=str(tmp_path))

@@ -94,3 +94,51 @@ def test_recbole_trainer_trains_without_the_grad_scaler_future_warning(tiny_setu
         compat.quiet_grad_scaler_warning()  # ... then with it
         trainer._train_epoch(train, 0)  # RecBole builds its GradScaler there
     assert not [w for w in caught if "GradScaler" in str(w.message)]
+
+
+#: item -> genres of the hand-made ``genres`` dataset (item 4 has none).
+GENRES = {"1": ["a", "b"], "2": ["b"], "3": ["c", "a", "b"], "4": []}
+
+
+@pytest.fixture
+def genres_dataset(tmp_path):
+    """A dataset with a ``token_seq`` item feature, loaded as SASRecF reads it (ml-100k's ``class``)."""
+    from recbole.data import create_dataset
+
+    from recbole_basrec.quick_start import build_config
+
+    folder = tmp_path / "genres"
+    folder.mkdir()
+    sequences = {1: "123423", 2: "31241", 3: "231432", 4: "43213"}
+    rows = [f"{u}\t{i}\t{t}" for u, items in sequences.items() for t, i in enumerate(items)]
+    (folder / "genres.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(rows) + "\n")
+    (folder / "genres.item").write_text("item_id:token\tclass:token_seq\n"
+                                        + "".join(f"{i}\t{' '.join(g)}\n" for i, g in GENRES.items()))
+    config = build_config("SASRecF", "genres", config_dict={
+        "data_path": str(tmp_path), "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "class"]},
+        "selected_features": ["class"], "loss_type": "CE", "state": "ERROR", "MAX_ITEM_LIST_LENGTH": 5})
+    dataset = create_dataset(config)
+    dataset.build()  # the features become the tensors the model reads
+    return dataset
+
+
+def test_token_seq_item_feature_loads_with_its_values(genres_dataset):
+    # Without compat._remap: "Length of values (1) does not match length of index" (pandas 3);
+    # without compat._SequenceFilledPandas: "'float' object has no attribute 'split'" for item 4.
+    ds = genres_dataset
+    classes = ds.get_item_feature()["class"]
+    assert classes.shape == (len(GENRES) + 1, 3)  # [PAD] row, padded to the longest list
+    for item, genres in GENRES.items():
+        ids = classes[ds.token2id("item_id", item)].tolist()
+        assert [ds.field2id_token["class"][i] for i in ids if i] == genres
+        assert ids[len(genres):] == [0] * (3 - len(genres))
+    assert classes[0].tolist() == [0, 0, 0]
+
+
+def test_token_seq_patches_are_idempotent():
+    import recbole.data.dataset.dataset as dataset_module
+
+    compat.patch_sequence_fill()
+    compat.patch_sequence_fill()
+    assert isinstance(dataset_module.pd, compat._SequenceFilledPandas)
+    assert isinstance(dataset_module.pd._pandas, type(pd)) and Dataset._remap is compat._remap
