@@ -225,3 +225,16 @@ def test_stock_run_recbole_trains_basrec_bert4rec(tiny_data_path, tmp_path):
                      "MAX_ITEM_LIST_LENGTH": 10, "state": "ERROR", "use_gpu": False, **SMALL, "strict_keys": False},
     )
     assert 0 <= result["test_result"]["ndcg@10"] <= 1
+
+
+def test_bert4rec_trains_on_loaders_reused_from_an_earlier_phase(tiny_config_dict):
+    # The accuracy job builds stage 2 on stage 1's loaders; the masking transform's keys must still
+    # reach the new model's config ("needs RecBole's masked sequences" otherwise).
+    from recbole_basrec.quick_start import build
+
+    config = {**tiny_config_dict, **SMALL, "loss_type": "CE"}
+    first = build("BERT4Rec", "tiny", config_dict={**config, "basrec": False})
+    second = build("BERT4Rec", "tiny", config_dict=config, data=first)
+    assert second.model.MASK_ITEM_SEQ == first.model.MASK_ITEM_SEQ == "Mask_item_id_list"
+    losses = second.model.calculate_loss(next(iter(second.train_data)))
+    assert all(torch.isfinite(term) for term in losses)
