@@ -236,5 +236,6 @@ def test_bert4rec_trains_on_loaders_reused_from_an_earlier_phase(tiny_config_dic
     first = build("BERT4Rec", "tiny", config_dict={**config, "basrec": False})
     second = build("BERT4Rec", "tiny", config_dict=config, data=first)
     assert second.model.MASK_ITEM_SEQ == first.model.MASK_ITEM_SEQ == "Mask_item_id_list"
+    assert all(loader.transform.config is second.config for loader in (second.train_data, second.test_data))
     losses = second.model.calculate_loss(next(iter(second.train_data)))
     assert all(torch.isfinite(term) for term in losses)

@@ -117,11 +117,13 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
             train_data, valid_data, test_data = data_preparation(config, dataset)
         else:
             dataset, train_data, valid_data, test_data = data.dataset, data.train_data, data.valid_data, data.test_data
-            # A transform writes keys the model reads into the config it is built with (BERT4Rec's
-            # mask_itemseq: MASK_ITEM_SEQ, POS_ITEMS, ...); the reused loaders were built with the old one.
+            # The reused loaders' batch transform belongs to the earlier config; the new one's also
+            # writes keys the model reads into this config (BERT4Rec's mask_itemseq: MASK_ITEM_SEQ, ...).
             from recbole.data.transform import construct_transform
 
-            construct_transform(config)
+            transform = construct_transform(config)
+            for loader in (train_data, valid_data, test_data):
+                loader.transform = transform
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
         pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
