@@ -133,6 +133,10 @@ def test_command_line_values_are_read_as_recbole_reads_them():
     assert parse_overrides(["--a=1", "--b=x"]) == {"a": 1, "b": "x"}
     with pytest.raises(ValueError, match=r"--a is given twice \(1 and 1\)"):
         parse_overrides(["--a=1", "--a=1"])
+    assert parse_overrides(["--f=['class']", "--g={'a': 1}"]) == {"f": ["class"], "g": {"a": 1}}
+    for unquoted in ("[class]", "[a, b]", "{a: 1}"):
+        with pytest.raises(ValueError, match=r"is not a Python literal: quote the names"):
+            parse_overrides([f"--f={unquoted}"])
 
 
 def test_every_shipped_default_passes_the_schema():

@@ -131,6 +131,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "missing-config-file": run(f"--config_files={tmp}/nope.yaml"),
         "bad-argument": run("epochs=2"),
         "argument-twice": run() + ["--epochs=2"],
+        "unquoted-list": run("--selected_features=[class]"),
         "unknown-key": run("--n_pair=2"),
         "unknown-key-in-yaml": run(f"--config_files={typo_yaml}"),
         "other-tools-key": run("--lr=1e9"),

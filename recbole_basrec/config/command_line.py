@@ -25,4 +25,8 @@ def parse_overrides(arguments):
             raise ValueError(f"--{key} is given twice ({raw[key]} and {value}); give it once.")
         raw[key] = value
         result[key] = parse_value(value)
+        if isinstance(result[key], str) and value.strip()[:1] in "[{" and value.strip()[-1:] in "]}":
+            # RecBole would keep it as one string, which list keys then read character by character.
+            raise ValueError(f"--{key}={value} is not a Python literal: quote the names in it, "
+                             f"e.g. --{key}=\"['class']\".")
     return result
