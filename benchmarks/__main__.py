@@ -71,16 +71,20 @@ def build_parser():
     acc.add_argument("--model", default="SASRec", choices=MODELS)
     acc.add_argument("--budget", default="reduced", choices=("reduced", "full", "published"),
                      help="published: the authors' stage-2 schedule and settings from properties/preset/")
-    acc.add_argument("--from_reference", action="store_true",
-                     help="stage 1 = the authors' checkpoint <repo>/../shared/data/reference/<model>-<dataset>-stage1.pt")
+    acc.add_argument("--from_reference", nargs="?", const=True, default=False, metavar="PATH",
+                     help="stage 1 = the authors' checkpoint: PATH, or without it "
+                          "<repo>/../shared/data/reference/<model>-<dataset>-stage1.pt")
     acc.add_argument("--stage1_epochs", type=int, default=None, help="override the budget's stage-1 epochs")
     acc.add_argument("--stage2_epochs", type=int, default=None, help="override the budget's stage-2 epochs")
     acc.add_argument("--arms", nargs="+", default=list(ACCURACY_ARMS), choices=ACCURACY_ARMS,
                      help="stage-2 arms this process trains; once stage 1 has finished, a second process with "
                           "the other arm runs it side by side (same checkpoint_dir)")
     acc.add_argument("--stage2", nargs="+", default=[], metavar="KEY=VALUE",
-                     help="config keys set in both stage-2 arms after the preset's, e.g. hidden_dropout_prob=0.1 "
+                     help="config keys set in both stage-2 arms only, e.g. hidden_dropout_prob=0.1 "
                           "n_pairs=2 (values read as YAML); give such a run its own --tag")
+    acc.add_argument("--stage1", nargs="+", default=[], metavar="KEY=VALUE",
+                     help="config keys set in stage 1 only, over the budget's, e.g. valid_start_epoch=0 for a "
+                          "published budget shortened with --stage1_epochs")
     acc.add_argument("--checkpoint_dir", default=None,
                      help="default saved/<output name>; running the same command again resumes at the first unfinished phase")
     _data_args(acc)
@@ -213,6 +217,7 @@ def main(argv=None):
                     budget["stage2_epochs"] = args.stage2_epochs
             run_accuracy(
                 stage2_config=_key_values(parser, args.stage2, "--stage2"),
+                stage1_config=_key_values(parser, args.stage1, "--stage1"),
                 model=args.model, dataset=args.dataset, budget=budget, seed=args.seed, loss_type=args.loss_type,
                 data_file=args.data_file, data_path=args.data_path, cache_dir=args.cache_dir, out_dir=args.out,
                 checkpoint_dir=args.checkpoint_dir, tag=args.tag, from_reference=args.from_reference,

@@ -1,6 +1,8 @@
 """Accuracy job: does BASRec's stage 2 beat simply training the plain backbone longer?
 
-Protocol (one process, one data split, one seed):
+A thin wrapper over ``recbole-basrec compare`` (:func:`recbole_basrec.quick_start.compare.run_compare`)
+with one seed: it names budgets, finds the paper's data and the authors' checkpoints, and writes
+the record and plot the ``table`` job reads. Protocol (one data split, one seed):
 
 1. **stage 1**: the plain backbone (``basrec: False``) is trained, early-stopped on validation,
    and its best checkpoint saved; with ``from_reference`` the authors' own stage-1 checkpoint
@@ -19,7 +21,6 @@ test for stage 1, (a) and (b), the relative gain of (b) over (a), the validation
 phase wall times. Every epoch prints one progress line; a run interrupted between phases
 resumes at the next phase when started again with the same ``checkpoint_dir``.
 """
-import dataclasses
 import os
 import time
 
@@ -122,116 +123,39 @@ def budget_settings(budget, model):
         raise common.BadRequest(f"unknown budget {budget!r} or model {model!r}") from None
 
 
-class _Progress:
-    """Per-epoch bookkeeping of a phase: the trainer's progress line goes to the console and the
-    log file, and its resume state (written after every epoch, atomically) also carries the
-    elapsed time of every epoch, so a restarted run continues the phase and its curve."""
-
-    def __init__(self, phase, trainer, log, log_file, resume_file):
-        self.phase, self.trainer, self.log, self.log_file = phase, trainer, log, log_file
-        self.start = time.perf_counter()
-        self.marks = []  # (epoch, elapsed_s, valid score or None)
-        trainer.progress_sink = self.write
-        trainer.last_file = resume_file
-        trainer.last_extra = lambda: {"marks": [[e, t, s] for e, t, s in self.marks]}
-
-    def write(self, line):
-        line = f"[{self.phase}] {line}"
-        self.log(line)
-        if self.log_file:
-            with open(self.log_file, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-
-    def restore(self):
-        """Continue an interrupted phase after its last finished epoch, if one was saved."""
-        path = self.trainer.last_checkpoint_file
-        if not os.path.isfile(path):
-            return False
-        state = self.trainer.resume_checkpoint(path)
-        self.marks = [(int(e), float(t), None if s is None else float(s)) for e, t, s in state.get("marks", [])]
-        self.start -= self.marks[-1][1] if self.marks else 0.0
-        self.write(f"resumed after epoch {state['epoch'] + 1} from {path}")
-        return True
-
-    def __call__(self, epoch, score):
-        validated = score not in (float("inf"), float("-inf"))
-        self.marks.append((epoch, time.perf_counter() - self.start, float(score) if validated else None))
-
-
 def best_validation(curve, metric):
     """Index of the model a phase tested: its best ``metric``, the latest of equal scores, as
     RecBole's early stopping (``>=``) keeps it; ``None`` for an empty curve."""
     return max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
 
 
-def _run_phase(name, model, dataset_name, config_dict, data, seed, eval_step, log=common.say, log_file=None):
-    """Train one phase on the loaders of ``data`` (a pipeline of an earlier phase, or None);
-    returns its record and its pipeline (whose data the next phase reuses)."""
-    import torch
+def budget_layer(budget_name, settings, model, dataset_name, loss_type, data_root, reference):
+    """``(stage-2 and shared settings, stage-1-only settings)`` of a budget: the schedule; where no
+    preset applies, also the paper's protocol and model sizes (:data:`COMMON_PARAMS`,
+    :data:`MODEL_PARAMS`); a preset's own settings otherwise stand."""
+    from recbole_basrec.config import preset_file
 
-    from recbole_basrec.quick_start import build
-
-    data = build(model, dataset_name, config_dict=config_dict, data=data)
-    config, net, trainer = data.config, data.model, data.trainer
-    data.train_data.generator.manual_seed(seed)  # same shuffling order in every phase
-    resume_file = os.path.join(config["checkpoint_dir"], "resume.pth")
-    progress = _Progress(name, trainer, log, log_file, resume_file)
-    progress.restore()
-    trainer.fit(data.train_data, data.valid_data, saved=True, show_progress=False, callback_fn=progress)
-    train_s = time.perf_counter() - progress.start
-    marks = [(epoch, elapsed) for epoch, elapsed, score in progress.marks if score is not None]
-    t0 = time.perf_counter()
-    test_result = trainer.evaluate(data.test_data, load_best_model=True, show_progress=False)
-    test_s = time.perf_counter() - t0
-    history = [h for h in trainer.valid_history if h["epoch"] >= 0]
-    curve = [
-        {"epoch": int(epoch) + 1, "ndcg@10": float(h["ndcg@10"]),
-         "ndcg@20": float(h["ndcg@20"]), "hit@10": float(h["hit@10"]), "elapsed_s": elapsed}
-        for h, (epoch, elapsed) in zip(history, marks)
-    ]
-    train_losses = [{"epoch": int(epoch) + 1, **trainer.loss_terms(epoch)} for epoch in sorted(trainer.epoch_losses)]
-    metric = config["valid_metric"].lower()
-    best = best_validation(curve, metric)
-    epochs_run = progress.marks[-1][0] + 1 if progress.marks else 0
-    record = {
-        "phase": name,
-        "valid_metric": metric,
-        "model": config["model"],
-        "basrec": bool(config["basrec"]),
-        "epochs_run": int(epochs_run),
-        "best_epoch": curve[best]["epoch"] if best is not None else None,
-        "valid": common.metrics_of(trainer.best_valid_result),
-        "test": common.metrics_of(test_result),
-        "curve": curve,
-        "train_losses": train_losses,  # mean per batch of each term, every epoch this phase trained
-        "wall_s": {"train_and_valid": train_s, "test": test_s,
-                   "per_epoch_incl_valid": train_s / max(epochs_run, 1)},
-        "checkpoint": trainer.saved_model_file,
-        "exact_valid_score": trainer.exact_valid_score,
-    }
-    data = dataclasses.replace(data, model=None, trainer=None)  # the next phase builds its own
-    del net, trainer
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return record, data
-
-
-def _stage1_checkpoint_lost(done, checkpoint_dir, arms, reference, say):
-    """Whether a finished stage 1 must run again because an arm still to train lacks its checkpoint.
-
-    A copy of the authors' checkpoint is kept out of committed resume state, so it is scored again
-    (no training); a stage 1 we trained cannot be remade identically, so its loss is an error.
-    """
-    if "stage1" not in done or all(arm in done for arm in arms):
-        return False
-    path = os.path.join(checkpoint_dir, done["stage1"]["checkpoint"])
-    if os.path.isfile(path):
-        return False
-    if not reference:
-        raise common.BadRequest(f"stage 1 in {checkpoint_dir} is finished but its checkpoint {path} is missing: "
-                                "restore that file, or remove 'stage1' from phases.json to train stage 1 again")
-    say(f"[accuracy] stage1: checkpoint {path} is missing, scoring the authors' checkpoint again")
-    return True
+    layer = {"train_mode": "sequence", "loss_type": loss_type, "data_path": data_root}
+    if not preset_file(model, dataset_name):
+        layer.update(COMMON_PARAMS)
+        layer.update(MODEL_PARAMS.get(model, {}))
+    if budget_name != "published":
+        layer["valid_start_epoch"] = 0  # the budget's schedule validates from its first epoch
+    for key in ("epochs", "eval_step", "stopping_step"):
+        if settings.get(f"stage2_{key}") is not None:
+            layer[key] = settings[f"stage2_{key}"]
+    if budget_name == "published":
+        layer.update(borrowed_stage2_schedule(model, dataset_name))
+    stage1 = {}
+    if reference:
+        layer["pretrained_path"] = reference
+    else:
+        layer["stage1_epochs"] = settings["stage1_epochs"]
+        layer["stage1_stopping_step"] = settings["stage1_stopping_step"]
+        stage1["eval_step"] = settings["stage1_eval_step"]
+        if budget_name == "published":  # the preset's start_valid and dropout are stage 2's
+            stage1.update(PUBLISHED_STAGE1.get((model, dataset_name), {"valid_start_epoch": 0}))
+    return layer, stage1
 
 
 def run_accuracy(
@@ -250,6 +174,7 @@ def run_accuracy(
     from_reference=False,
     arms=ARMS,
     stage2_config=None,
+    stage1_config=None,
     log=common.say,
 ):
     """Run stage 1, then (a) plain and (b) BASRec from its checkpoint; write JSON and PNG.
@@ -259,24 +184,26 @@ def run_accuracy(
             :data:`BUDGETS` entries (``None`` values: the preset's).
         overrides: extra config keys applied to every phase (e.g. tiny model sizes in tests).
         from_reference: start from the authors' stage-1 checkpoint instead of training stage 1
-            (``True``, or the checkpoint's path).
-        checkpoint_dir: where phases save; a run started again with the same folder skips the
+            (``True`` for ``<shared>/reference/<model>-<dataset>-stage1.pt``, or a checkpoint's path).
+        checkpoint_dir: the run's folder; a run started again with the same folder skips the
             phases already finished there (default ``saved/<output stem>``).
         arms: the stage-2 arms this process trains (after stage 1, if unfinished). Two processes
             with the same ``checkpoint_dir``, one per arm, run the arms side by side once stage 1
             has finished; whichever finishes last writes the JSON.
-        stage2_config: config keys set in both stage-2 arms after the budget's and the preset's
-            (e.g. ``{"hidden_dropout_prob": 0.1}``); recorded with each arm, and an arm finished
-            under other values is refused rather than mixed into the record.
+        stage2_config: config keys set in both stage-2 arms only (e.g. ``{"hidden_dropout_prob": 0.1}``).
+        stage1_config: config keys set in stage 1 only, over the budget's (e.g. a shorter
+            ``valid_start_epoch`` for a shortened published budget).
 
     Returns:
         dict: the record written to ``<out_dir>/accuracy-<model>-<dataset>-<budget>.json``,
         with ``json_path`` and ``png_path`` added; ``None`` while an arm outside ``arms`` is unfinished.
     """
+    from recbole_basrec.quick_start import build_config
+    from recbole_basrec.quick_start.compare import run_compare
+
     unknown = sorted(set(arms) - set(ARMS))
     if unknown or not arms:
         raise common.BadRequest(f"arms {list(arms)}: choose among {list(ARMS)}")
-    stage2_config = dict(stage2_config or {})
     wall_start = time.perf_counter()
     dataset_name, data_root = common.resolve_dataset(dataset, data_file, data_path, cache_dir)
     reference = None
@@ -287,116 +214,28 @@ def run_accuracy(
     budget_name = budget if isinstance(budget, str) else settings.pop("name", "custom")
     stem = f"accuracy-{model.lower()}-{dataset_name.lower()}-{tag or budget_name}"
     checkpoint_dir = checkpoint_dir or os.path.join(common.REPO_ROOT, "saved", stem)
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    log_file = os.path.join(checkpoint_dir, "progress.log")
-    done_file = os.path.join(checkpoint_dir, "phases.json")
-    common.saving(f"every finished phase in {done_file} and the running phase's last epoch in {checkpoint_dir}: "
-                  "run the same command again to resume")
-
-    def finished_phases():  # re-read each time: a process running another arm may have added one
-        return common.read_json(done_file, missing={})
-
-    base = dict(COMMON_PARAMS)
-    from recbole_basrec.config import preset_file
-
-    if budget_name != "published" or not preset_file(model, dataset_name):
-        base.update(MODEL_PARAMS.get(model, {}))  # the preset's own settings otherwise
-    if budget_name != "published":
-        base["valid_start_epoch"] = 0  # the budget's schedule validates from its first epoch, whatever a preset says
-    base.update({"loss_type": loss_type, "seed": seed, "data_path": data_root, "stage1_epochs": 0})
-    if budget_name == "published":
-        base.pop("valid_metric")  # the preset's (the authors' NDCG@20)
-    base.update(overrides or {})
-    base = common.quiet_config(base)
-
-    def say(line):
-        log(line)
-        with open(log_file, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-
-    def schedule(stage):
-        keys = {"epochs": f"{stage}_epochs", "eval_step": f"{stage}_eval_step", "stopping_step": f"{stage}_stopping_step"}
-        return {k: settings[v] for k, v in keys.items() if settings.get(v) is not None}
-
-    def run(phase, cfg, data, changed=None, redo=False):
-        done = finished_phases()
-        if phase in done and not redo:
-            trained_with = done[phase].get("stage2_config", {})
-            if changed is not None and trained_with != changed:
-                raise common.BadRequest(f"the {phase} arm in {checkpoint_dir} was trained with stage-2 settings "
-                                        f"{trained_with}, not {changed}: give this run another "
-                                        "--tag (or --checkpoint_dir)")
-            say(f"[accuracy] {phase}: already finished in {checkpoint_dir}, skipped")
-            return done[phase], data
-        record, data = _run_phase(phase, model, dataset_name, cfg, data, seed, cfg.get("eval_step", 1),
-                                  log=log, log_file=log_file)
-        if changed is not None:
-            record["stage2_config"] = changed
-        # relative: a copy of the folder (a new --tag seeded with this stage 1, a resume elsewhere) still finds it
-        record["checkpoint"] = os.path.relpath(record["checkpoint"], checkpoint_dir)
-        common.write_json({**finished_phases(), phase: record}, done_file)
-        return record, data
-
-    def phase_config(phase, **extra):
-        cfg = dict(base)
-        cfg["checkpoint_dir"] = os.path.join(checkpoint_dir, phase)
-        cfg.update(extra)
-        return cfg
-
-    t0 = time.perf_counter()
-    if reference:
-        say(f"[accuracy] {model} on {dataset_name}: stage 1 = the authors' checkpoint {reference}")
-        stage1_cfg = phase_config("stage1", basrec=False, pretrained_path=reference, epochs=0)
-    else:
-        say(f"[accuracy] {model} on {dataset_name}: stage 1 (plain, up to {settings['stage1_epochs']} epochs)")
-        stage1_cfg = phase_config("stage1", basrec=False, **schedule("stage1"))
-        if budget_name == "published":
-            # the preset's start_valid and dropout are stage 2's
-            stage1_cfg.update(PUBLISHED_STAGE1.get((model, dataset_name), {"valid_start_epoch": 0}))
-    stage1, data = run("stage1", stage1_cfg, None, redo=_stage1_checkpoint_lost(
-        finished_phases(), checkpoint_dir, arms, reference, say))
-    stage1["wall_s"].setdefault("total_incl_data", time.perf_counter() - t0)
-    ckpt = os.path.join(checkpoint_dir, stage1["checkpoint"])  # relative to checkpoint_dir
-    say(f"[accuracy] stage 1 done: valid NDCG@10 {stage1['valid'].get('ndcg@10', float('nan')):.4f}, test "
-        f"NDCG@10 {stage1['test'].get('ndcg@10', float('nan')):.4f} after {stage1['epochs_run']} epochs")
-    stage2 = schedule("stage2")
-    if budget_name == "published":
-        stage2.update(borrowed_stage2_schedule(model, dataset_name))
-    if stage2_config:
-        from recbole_basrec.quick_start import build_config
-
-        known = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True)).final_config_dict
-        typos = sorted(key for key in stage2_config if key not in known)
+    common.saving(f"every finished phase in {checkpoint_dir}/phases.json and the running phase's last epoch in "
+                  f"{checkpoint_dir}: run the same command again to resume")
+    layer, stage1 = budget_layer(budget_name, settings, model, dataset_name, loss_type, data_root, reference)
+    given = dict(overrides or {})
+    stage2_config = dict(stage2_config or {})
+    if stage2_config:  # stage 1 keeps what it has without them
+        below = build_config(model, dataset_name, config_dict={**layer, **given}).final_config_dict
+        typos = sorted(key for key in stage2_config if key not in below)
         if typos:
             raise common.BadRequest(f"stage-2 settings {typos} are not config keys of {model}: check their "
                                     "spelling against properties/ and RecBole's configuration")
-        stage2.update(stage2_config)
-    # BASRec first: on a slow machine its (longer) arm is the one most worth having finished.
-    for phase in (arm for arm in ARMS if arm in arms):
-        cfg = phase_config(phase, basrec=phase == "basrec", pretrained_path=ckpt, **stage2)
-        say(f"[accuracy] stage 2 {phase} from the stage-1 checkpoint")
-        arm, data = run(phase, cfg, data, changed=stage2_config)
-        say(f"[accuracy] {phase}: valid NDCG@10 {arm['valid'].get('ndcg@10', float('nan')):.4f}, "
-            f"test NDCG@10 {arm['test'].get('ndcg@10', float('nan')):.4f} "
-            f"({arm['wall_s']['train_and_valid']:.0f}s)")
-    done = finished_phases()  # this process's arms and any other process's
-    missing = [arm for arm in ARMS if arm not in done]
-    if missing:
-        say(f"[accuracy] {', '.join(missing)} not finished: the process running it writes the JSON")
+        stage1 = {**{key: below[key] for key in stage2_config}, **stage1}
+    stage1.update(stage1_config or {})
+    compared = run_compare(model, dataset_name, seeds=[seed], config_dict={**given, **stage2_config},
+                           layer=(f"budget {budget_name}", layer), stage1_config=stage1, run_dir=checkpoint_dir,
+                           arms=arms, say=log, command=common.COMMAND)
+    if compared is None:
         return None
-    runs = {arm: done[arm] for arm in ARMS}
-
-    from recbole_basrec.quick_start import build, build_config
-
-    probe = build_config(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
-    if data is None:  # every phase was finished before this process started
-        data = build(model, dataset_name, config_dict=phase_config("basrec", basrec=True, **stage2))
-    keys = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
-            "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
-            "reorder_keep_last", "eval_mask_history", "exact_valid_score", "valid_metric", "valid_start_epoch", "epochs",
-            "stopping_step", "loss_type", "train_mode", "MAX_ITEM_LIST_LENGTH", "train_batch_size", "learning_rate")
-    keys += tuple(MODEL_PARAMS.get(model, {}))
-    hyper = {k: probe[k] for k in keys if k in probe}
+    runs = {arm: compared["runs"][f"{arm}-{seed}"] for arm in ARMS}
+    stage1_run = compared["stage1"]
+    hyper = {k: compared["settings"][k] for k in HYPER_KEYS + tuple(MODEL_PARAMS.get(model, {}))
+             if k in compared["settings"]}
     record = {
         "job": "accuracy",
         "model": model,
@@ -404,28 +243,24 @@ def run_accuracy(
         "budget": budget_name,
         "budget_settings": settings,
         "stage2_config": stage2_config,
+        "stage1_config": stage1,
         "seed": seed,
-        "loss_type": probe["loss_type"],
-        "history_masked": bool(probe["eval_mask_history"]),
+        "loss_type": compared["settings"]["loss_type"],
+        "history_masked": compared["history_masked"],
         "from_reference": reference,
-        "environment": common.environment(),
-        "protocol": (
-            ("the authors' stage-1 checkpoint" if reference else "stage 1 plain (early-stopped on validation)")
-            + " -> from it, (a) plain training continued and (b) BASRec stage 2, same seed, same epochs and "
-            "patience (stopping_step counts validations); best-valid checkpoint of each tested once; "
-            + ("history masked" if probe["eval_mask_history"] else "history not masked")
-        ),
+        "environment": compared["environment"],
+        "protocol": compared["protocol"],
+        "changed_settings": compared["changed_settings"],
         "hyper_parameters": hyper,
-        "data": {"users": int(data.dataset.user_num - 1), "items": int(data.dataset.item_num - 1),
-                 "interactions": int(data.dataset.inter_num), "train_batches_per_epoch": len(data.train_data)},
-        "stage1": {k: v for k, v in stage1.items() if k != "checkpoint"},
+        "data": compared["data"],
+        "stage1": {k: v for k, v in stage1_run.items() if k != "checkpoint"},
         "plain": {k: v for k, v in runs["plain"].items() if k != "checkpoint"},
         "basrec": {k: v for k, v in runs["basrec"].items() if k != "checkpoint"},
         "gain_basrec_over_plain": {
             "test": common.relative_gains(runs["basrec"]["test"], runs["plain"]["test"]),
             "valid": common.relative_gains(runs["basrec"]["valid"], runs["plain"]["valid"]),
         },
-        "gain_basrec_over_stage1": {"test": common.relative_gains(runs["basrec"]["test"], stage1["test"])},
+        "gain_basrec_over_stage1": {"test": common.relative_gains(runs["basrec"]["test"], stage1_run["test"])},
         "wall_s_total": time.perf_counter() - wall_start,
     }
     record["json_path"] = os.path.join(out_dir, stem + ".json")
@@ -433,8 +268,16 @@ def run_accuracy(
     os.makedirs(out_dir, exist_ok=True)
     plot_curves(record, record["png_path"])
     common.write_json(record, record["json_path"])
-    say(f"[accuracy] wrote {record['json_path']} and {record['png_path']}")
+    log(f"[accuracy] wrote {record['json_path']} and {record['png_path']}")
     return record
+
+
+#: The settings every accuracy record lists (with the backbone's :data:`MODEL_PARAMS` keys).
+HYPER_KEYS = ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight", "aml_weight", "wml_weight",
+              "similarity_model", "similarity_source", "sequence_windows", "align", "ssa_weighting",
+              "reorder_keep_last", "eval_mask_history", "exact_valid_score", "valid_metric", "valid_start_epoch",
+              "epochs", "stopping_step", "loss_type", "train_mode", "MAX_ITEM_LIST_LENGTH", "train_batch_size",
+              "learning_rate")
 
 
 def plot_curves(record, path):

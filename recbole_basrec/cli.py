@@ -4,6 +4,7 @@
     recbole-basrec --model=GRU4Rec --dataset=Beauty --epochs=50
     recbole-basrec --basrec=False                   # the plain backbone, same pipeline
     recbole-basrec --search=properties/search/SASRec.hyper --num_samples=4
+    recbole-basrec compare --seeds 2020 2021 2022   # plain against BASRec from one stage 1, a table over seeds
     recbole-basrec --nproc=2                        # 2 processes (GPUs: NCCL, else gloo); docs/distributed.md
     torchrun --nproc_per_node=2 run_recbole_basrec.py   # the same, started by torchrun
 
@@ -52,7 +53,41 @@ def parse_args(argv=None):
     return args, parse_overrides(rest)
 
 
+def parse_compare_args(argv):
+    """``compare``'s options, then every ``--key=value`` as for a run."""
+    from recbole_basrec.config.command_line import parse_overrides
+    from recbole_basrec.quick_start.compare import DEFAULT_SEEDS, __doc__ as doc
+
+    parser = argparse.ArgumentParser(prog="recbole-basrec compare", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"a backbone (default {DEFAULT_MODEL})")
+    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
+                        help="one plain and one BASRec run per seed; stage 1 trains under the first "
+                             f"(default {' '.join(map(str, DEFAULT_SEEDS))})")
+    parser.add_argument("--out", default=None, help="JSON record (default <run folder>/compare.json)")
+    args, rest = parser.parse_known_args(argv)
+    return args, parse_overrides(rest)
+
+
+def compare(argv):
+    import shlex
+
+    from recbole_basrec.quick_start.compare import run_compare
+
+    args, config_dict = parse_compare_args(argv)
+    files = args.config_files.split() if args.config_files else None
+    command = "recbole-basrec compare " + " ".join(shlex.quote(a) for a in argv)
+    run_compare(args.model, args.dataset, args.seeds, config_file_list=files, config_dict=config_dict,
+                out=args.out, command=command)
+    return 0
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        return compare(argv[1:])
     # Overrides go in explicitly: Ray's trial workers never see this command line.
     args, config_dict = parse_args(argv)
 

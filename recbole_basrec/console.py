@@ -23,3 +23,27 @@ def quiet_console(logger=None):
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             if not any(isinstance(f, ConsoleFilter) for f in handler.filters):
                 handler.addFilter(ConsoleFilter())
+
+
+class Heartbeat:
+    """A plain progress line at least every ``every`` seconds inside a long loop (a training epoch,
+    an evaluation): what runs, how far it is, and the time left estimated from the pace so far."""
+
+    def __init__(self, say, label, total, every=30.0, clock=None):
+        import time
+
+        self._clock = clock or time.perf_counter
+        self.say, self.label, self.total, self.every = say, label, max(int(total), 1), every
+        self.start = self.last = self._clock()
+        self.done = 0
+
+    def tick(self):
+        self.done += 1
+        now = self._clock()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = (self.total - self.done) * elapsed / self.done
+        self.say(f"{self.label}: batch {self.done}/{self.total}, {elapsed:.0f} s so far, "
+                 f"about {left:.0f} s left (estimated from the pace so far)")

@@ -163,7 +163,7 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
 
     def interrupt(self, epoch, **kwargs):
         original(self, epoch, **kwargs)
-        if f"{os.sep}basrec{os.sep}" in self.last_checkpoint_file and epoch == 1:
+        if f"{os.sep}basrec-0{os.sep}" in self.last_checkpoint_file and epoch == 1:
             raise KeyboardInterrupt  # right after epoch 2's state was saved
 
     monkeypatch.setattr(BASRecTrainer, "_save_last", interrupt)
@@ -174,9 +174,9 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
     (tmp_path / "interrupted").mkdir()
     (tmp_path / "resumed").rename(tmp_path / "interrupted" / "resumed")
     resumed = run("interrupted/resumed", log=lines.append)
-    assert "[accuracy] stage1: already finished" in " ".join(lines)
-    assert any("[basrec] resumed after epoch 2" in line for line in lines)
-    assert sum(line.startswith("[basrec] stage 2 epoch") for line in lines) == 2  # epochs 3 and 4 only
+    assert "[compare] stage1: finished earlier, kept" in " ".join(lines)
+    assert any("[basrec-0] resumed after epoch 2" in line for line in lines)
+    assert sum(line.startswith("[basrec-0] stage 2 epoch") for line in lines) == 2  # epochs 3 and 4 only
     for phase in ("stage1", "basrec", "plain"):
         assert resumed[phase]["test"] == whole[phase]["test"]
         assert resumed[phase]["epochs_run"] == whole[phase]["epochs_run"]
@@ -201,7 +201,7 @@ def test_accuracy_arms_run_by_separate_processes_give_the_whole_runs_record(tiny
     assert run("split", ["plain"]) is None  # stage 1, then the plain arm; BASRec's is still missing
     assert not os.path.exists(tmp_path / "split" / "accuracy-sasrec-tiny-custom.json")
     with open(tmp_path / "split" / "saved" / "phases.json") as f:
-        assert sorted(json.load(f)) == ["plain", "stage1"]
+        assert sorted(json.load(f)) == ["plain-0", "stage1"]
     split = run("split", ["basrec"])  # the last arm to finish writes the record
     again = run("split", ("basrec", "plain"))  # everything finished: only the record is rebuilt
     for phase in ("stage1", "plain", "basrec"):
@@ -304,9 +304,9 @@ def test_stage2_settings_reach_both_arms_and_a_resume_under_other_settings_is_re
     assert record["hyper_parameters"]["hidden_dropout_prob"] == 0.05 and record["hyper_parameters"]["n_pairs"] == 2
     with open(tmp_path / "saved" / "phases.json") as f:
         phases = json.load(f)
-    assert phases["basrec"]["stage2_config"] == phases["plain"]["stage2_config"] == record["stage2_config"]
-    assert "stage2_config" not in phases["stage1"]  # stage 1 is shared by any stage-2 settings
-    with pytest.raises(common.BadRequest, match="another --tag"):
+    # stage 1 keeps the settings it has without them (the budget's dropout, n_pairs' default)
+    assert record["stage1_config"]["hidden_dropout_prob"] == 0.2 and record["stage1_config"]["n_pairs"] == 1
+    with pytest.raises(ValueError, match="with other settings: give this one another folder"):
         run({"hidden_dropout_prob": 0.1}, arms=["plain"])
     # other stage-2 settings from the same stage 1: a new folder seeded with a copy of stage 1 only
     (tmp_path / "saved" / "stage1").rename(tmp_path / "stage1-moved")
@@ -325,7 +325,7 @@ def test_stage2_settings_reach_both_arms_and_a_resume_under_other_settings_is_re
     assert stop.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
 
 
-def test_resume_state_without_the_stage1_checkpoint_rescores_a_reference_and_refuses_our_own(tiny_data_path,
+def test_resume_state_without_the_stage1_checkpoint_needs_no_copy_of_a_reference_and_refuses_our_own(tiny_data_path,
                                                                                               tmp_path):
     # committed resume state leaves out the copy of the authors' checkpoint that stage 1 keeps
     budget = {"stage1_epochs": 1, "stage1_eval_step": 1, "stage1_stopping_step": 2,
@@ -346,10 +346,10 @@ def test_resume_state_without_the_stage1_checkpoint_rescores_a_reference_and_ref
     with open(own / "phases.json") as f:
         reference = str(own / json.load(f)["stage1"]["checkpoint"])
     ref, _ = run("ref", ["plain"], from_reference=reference)
-    drop_stage1_checkpoint(ref)
+    drop_stage1_checkpoint(ref)  # the arms start from the reference itself, not from stage 1's copy of it
     lines = []
     _, record = run("ref", ["basrec"], lines, from_reference=reference)
-    assert any("is missing, scoring the authors' checkpoint again" in line for line in lines)
+    assert any("[compare] stage1: finished earlier, kept" in line for line in lines)
     assert record is not None and record["stage1"]["epochs_run"] == 0
     assert set(record["basrec"]["test"]) >= set(METRICS) and set(record["plain"]["test"]) >= set(METRICS)
 

@@ -51,8 +51,10 @@ def test_a_stock_config_of_our_model_gets_our_defaults_under_the_users_values(wh
     assert config["beta"] == 0.7  # dict over file
     assert config["n_pairs"] == 3  # file over our default (1)
     assert config["rate_max"] == 0.71 and config["metrics"] == ["Hit", "NDCG"]  # ours under RecBole's
-    assert config["MODEL_INPUT_TYPE"] == InputType.POINTWISE  # loss_type CE
+    assert config["loss_type"] == "BCE" and config["MODEL_INPUT_TYPE"] == InputType.PAIRWISE  # the authors' loss
     assert config.external_config_dict.keys() == {"data_path", "checkpoint_dir", "beta", "n_pairs"}
+    ce = Config(model="BASRecSASRec", dataset="tiny", config_dict={**where, "loss_type": "CE"})
+    assert ce["MODEL_INPUT_TYPE"] == InputType.POINTWISE
     bce = Config(model="BASRecSASRec", dataset="tiny", config_dict={**where, "loss_type": "BCE", "train_mode": "prefix"})
     assert bce["MODEL_INPUT_TYPE"] == InputType.PAIRWISE
     assert bce["train_neg_sample_args"]["distribution"] == "uniform"

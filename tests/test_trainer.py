@@ -33,7 +33,7 @@ def test_stage1_then_stage2_with_the_best_stage1_weights(tiny_config_dict):
 @pytest.mark.parametrize("basrec,stage1_epochs,prefixes", [
     (True, 1, ["stage 1 epoch 0/0", "stage 2 epoch 1/1"]),  # RecBole's epoch indices, counted on across stages
     (True, 0, ["epoch 0/0"]),  # no stage 1: no stages named
-    (False, 1, ["epoch 0/0"]),  # plain training has no stage 1
+    (False, 1, ["stage 1 epoch 0/0", "stage 2 epoch 1/1"]),  # plain training: the same two stages
 ])
 def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, stage1_epochs, prefixes):
     config, model, trainer, (train, valid, test) = _setup(

@@ -243,7 +243,7 @@ def _check_schedule(model, final):
             "epochs=0 would test an untrained model: give pretrained_path (a checkpoint to evaluate) or epochs >= 1."
         )
     stages = [("epochs", epochs)]
-    if is_basrec(model) and final["basrec"] and final["stage1_epochs"] > 0 and not pretrained:
+    if is_basrec(model) and final["stage1_epochs"] > 0 and not pretrained:
         stages.insert(0, ("stage1_epochs", final["stage1_epochs"]))
     for key, count in stages:
         if count == 0 or step == 0:

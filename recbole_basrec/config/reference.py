@@ -9,7 +9,7 @@ from recbole_basrec.config.files import load_yaml, properties_dir, stock_propert
 
 #: Where each scope's defaults are read, highest priority first.
 _DEFAULT_FILES = {
-    schema.BASREC: ("model/BASRec.yaml", "overall.yaml"),
+    schema.BASREC: ("model/BASRecSASRec.yaml", "model/BASRec.yaml", "overall.yaml"),
     schema.OURS: ("overall.yaml",),
     schema.FMLPREC: ("model/BASRecFMLPRec.yaml", "model/FMLPRec.yaml"),
     schema.RECBOLE: ("overall.yaml",),
@@ -27,7 +27,7 @@ def defaults():
                 result[key.name] = values[key.name]
                 break
         else:
-            # loss_type of a BASRec model is its backbone's (RecBole's SASRec, GRU4Rec: CE)
+            # a key none of our files sets: RecBole's default
             backbone = load_yaml(os.path.join(stock_properties_dir(), "model", "SASRec.yaml"))
             result[key.name] = stock.get(key.name, backbone.get(key.name))
     return result

@@ -138,7 +138,11 @@ KEYS = (
         "With loss_type CE: the largest block of (slots x items) logits held at once, MiB; the exact "
         "log-sum-exp is taken block by block and recomputed in backward. 0: all at once (autograd keeps them)."),
     Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code)."),
-    Key("stage1_epochs", Count, BASREC, "Epochs of plain training (early stopped) before BASRec; 0 skips stage 1."),
+    Key("stage1_epochs", Count, BASREC,
+        "Stage 1: epochs of plain training (early stopped, best weights kept) before stage 2 (BASRec, or plain "
+        "training continued with basrec=False); 0: a single stage from random weights."),
+    Key("stage1_stopping_step", Positive, BASREC,
+        "Stage 1's early stopping: after stage1_stopping_step + 1 validations without improvement."),
     Key("pretrained_path", Optional[StrictStr], BASREC, "Stage-1 checkpoint (ours or the authors') to start BASRec from; skips stage 1."),
     Key("loss_type", choice(LOSS_TYPES), BASREC,
         "'BCE' and 'BPR' sample one negative per target; 'CE' scores every item."),
@@ -149,6 +153,9 @@ KEYS = (
     Key("exact_valid_score", StrictBool, OURS,
         "Compare validation scores unrounded for early stopping (the authors' code); False rounds them first (RecBole)."),
     Key("valid_start_epoch", Count, OURS, "First epoch (0-based, per stage) that is validated."),
+    Key("keep_last_interactions", Count, OURS,
+        "Keep only each user's last K interactions (by time) before the split, with a warning naming how "
+        "many were dropped: a sparser view of a dense dataset; 0 keeps all."),
     Key("tta", choice(TTA_MODES), OURS, "Test-time augmentation (TTA4SR) at test only: none, tnoise or tmask."),
     Key("tta_views", Positive, OURS, "Augmented input copies per test sequence."),
     Key("tta_output_views", Count, OURS, "TNoise: further copies with the noise on the output representation."),

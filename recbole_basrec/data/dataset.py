@@ -219,7 +219,26 @@ class BASRecDataset(SequentialDataset):
     def _data_filtering(self):
         self._refuse_missing_times()
         self._drop_exact_duplicates()
+        self._keep_last_interactions()
         super()._data_filtering()
+
+    def _keep_last_interactions(self):
+        """``keep_last_interactions: K`` keeps each user's K most recent interactions: a sparser
+        view of a dense dataset (BASRec's gain depends on sparsity, docs/sparsity.md)."""
+        keep = self.config["keep_last_interactions"] or 0
+        if keep <= 0:
+            return
+        feat = self.inter_feat
+        order = [self.uid_field] + ([self.time_field] if self.time_field in feat else [])
+        ranked = feat.sort_values(order, kind="stable")
+        kept = ranked.groupby(self.uid_field, sort=False).tail(keep)
+        dropped = len(feat) - len(kept)
+        if dropped:
+            self.inter_feat = feat.loc[kept.index.sort_values()]
+            self.logger.warning(
+                f"Dataset '{self.dataset_name}': keep_last_interactions={keep} kept each user's last {keep} "
+                f"interactions, dropping {dropped} of {len(feat)} ({100 * dropped / len(feat):.1f}%)."
+            )
 
     def _refuse_missing_times(self):
         # RecBole would fill them with the column mean, which reorders the user's sequence.

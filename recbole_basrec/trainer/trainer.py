@@ -23,7 +23,7 @@ from recbole.utils import set_color
 from recbole_basrec import distributed
 from recbole_basrec.config import backbone_of, tta_settings
 from recbole_basrec.config.snapshot import config_snapshot
-from recbole_basrec.console import CONSOLE
+from recbole_basrec.console import CONSOLE, Heartbeat
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 from recbole_basrec.trainer.tta import augment_at_test_time
@@ -34,6 +34,8 @@ NO_STAGES, STAGE_1, STAGE_2 = 0, 1, 2
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
+#: Longest silence inside a training epoch or an evaluation, in seconds.
+HEARTBEAT_S = 30.0
 
 
 def keep_freed_memory():
@@ -146,6 +148,7 @@ class BASRecTrainer(Trainer):
         self._train_data = None
         self._pending_generator = None  # the data order state of a resumed run
         self._validating = False  # test-time augmentation applies to tests only, as TTA4SR
+        self._beat = None  # the running evaluation's progress lines
 
     # ------------------------------------------------------------------ checkpoints
     def _config_snapshot(self):
@@ -294,6 +297,8 @@ class BASRecTrainer(Trainer):
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
         self._eval_rows = getattr(eval_data, "sample_size", None)
+        self._beat = None if show_progress else self._heartbeat(
+            "validation" if self._validating else "test", len(eval_data))
         augmenting = nullcontext() if self._validating else augment_at_test_time(
             self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
         try:
@@ -326,6 +331,8 @@ class BASRecTrainer(Trainer):
 
     def _full_sort_batch_eval(self, batched_data):
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        if self._beat is not None:
+            self._beat.tick()
         if self._history is not None:
             # Sparse (row, item) pairs of every user's history; no dense users x items mask.
             user_ptr, items = self._history
@@ -369,10 +376,11 @@ class BASRecTrainer(Trainer):
         pretrained = self.config["pretrained_path"]
         if pretrained:
             self.load_weights(pretrained)
-            self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}")
+            self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}", extra=CONSOLE)
             if self.epochs == 0:
                 return self._evaluate_only(valid_data, saved, show_progress)
-        elif stage1_epochs > 0 and self.model.basrec:
+        elif stage1_epochs > 0:
+            # With basrec=False the plain model runs the same two stages: the fair baseline's budget.
             self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
         self.stage = STAGE_2
         self.model.augment = True
@@ -401,14 +409,25 @@ class BASRecTrainer(Trainer):
         self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
         self.stage, self.model.augment = STAGE_1, False
         self.epochs = self.config["stage1_epochs"]
-        self.logger.info(set_color(f"Stage 1: plain training for up to {self.epochs} epochs", "green"))
-        super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
+        stage2_patience, self.stopping_step = self.stopping_step, self.config["stage1_stopping_step"]
+        if not resumed:
+            self.logger.info(set_color("Stage 1", "green") + f": plain {backbone_of(self.config['model'])} for up to "
+                             f"{self.epochs} epochs, early-stopped after {self.stopping_step + 1} validations without "
+                             "gain, so that stage 2 starts from learned representations (the paper's two-stage "
+                             "training; stage1_epochs=0 skips it, pretrained_path replaces it)", extra=CONSOLE)
+        try:
+            super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
+        finally:
+            self.stopping_step = stage2_patience
         saved = os.path.isfile(self.saved_model_file)
         if not self.config["single_spec"]:
             saved = distributed.broadcast_object(saved)  # rank 0 wrote it
         if valid_data and saved:
             self.load_weights(self.saved_model_file)
-        self.logger.info(set_color("Stage 2: BASRec", "green") + f", from {self.saved_model_file}")
+        what = "BASRec" if self.model.basrec else "plain training continued (basrec=False: the same budget as BASRec)"
+        self.logger.info(set_color("Stage 2", "green") + f": {what}, from stage 1's best weights "
+                         f"{self.saved_model_file}, for up to {stage2_epochs} epochs with a fresh optimizer",
+                         extra=CONSOLE)
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
         self.start_epoch, self.epochs = done, done + stage2_epochs
         self._stage_start = done
@@ -422,12 +441,28 @@ class BASRecTrainer(Trainer):
         self._epoch = epoch_idx  # for the validation history (fit validates after training)
         if self._stage_clock is None or self._stage_clock[1] > epoch_idx or epoch_idx == self._stage_start:
             self._stage_clock = (time.perf_counter(), epoch_idx)
+        loss_func = loss_func or self.model.calculate_loss
+        if not show_progress:  # RecBole's bar is off: a line every 30 s instead, so a long epoch is never silent
+            beat = self._heartbeat(f"epoch {epoch_idx} training", len(train_data))
+
+            def loss_and_beat(interaction, compute=loss_func):
+                loss = compute(interaction)
+                beat.tick()
+                return loss
+
+            loss_func = loss_and_beat
         losses = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
         terms = losses if isinstance(losses, tuple) else (losses,)
         self.epoch_losses[epoch_idx] = tuple(float(t) / max(len(train_data), 1) for t in terms)
         if not (getattr(self, "_validates", False) and (epoch_idx + 1) % self.eval_step == 0):
             self._end_epoch(epoch_idx, None)  # no validation follows this epoch
         return losses
+
+    def _heartbeat(self, what, batches):
+        stage = f"stage {self.stage} " if self.stage == STAGE_1 or self._stage_start > 0 else ""
+        quiet = not self.config["single_spec"] and not distributed.is_main()  # rank 0 speaks for all
+        return Heartbeat(lambda line: None if quiet else self.progress_sink(line), stage + what, batches,
+                         every=HEARTBEAT_S)
 
     def _end_epoch(self, epoch, score):
         """One progress line, then the ``-last.pth`` checkpoint that ``--resume`` continues from."""
@@ -441,8 +476,9 @@ class BASRecTrainer(Trainer):
 
     def progress_line(self, epoch, score=None):
         """``stage 2 epoch 12/199: rec 0.1800 ssa 1.9000 csa 2.2000, valid ndcg@10 0.0412 (best 0.0420),
-        elapsed 3.1 min, at most 45 min left``: RecBole's 0-based epoch index and the last one this
-        stage may reach, the mean loss terms, validation, and the time left if no early stop comes.
+        elapsed 3.1 min, about 45 min left at this pace if no early stop``: RecBole's 0-based epoch index and the last one this
+        stage may reach, the mean loss terms, validation, and the time left estimated from this stage's pace (early
+        stopping may end it sooner, slower epochs later).
         ``stage 1`` / ``stage 2`` only when there is a stage 1 (trained, or ``pretrained_path``).
         With another ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
         loss_text = " ".join(f"{n} {v:.4f}" for n, v in self.loss_terms(epoch).items())
@@ -460,7 +496,7 @@ class BASRecTrainer(Trainer):
         two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
         stage = f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
         return (f"{stage}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
-                f"elapsed {elapsed / 60:.1f} min, at most {left / 60:.0f} min left")
+                f"elapsed {elapsed / 60:.1f} min, about {left / 60:.0f} min left at this pace if no early stop")
 
     def _check_nan(self, loss):
         if not torch.isfinite(loss):
