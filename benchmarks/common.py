@@ -2,14 +2,12 @@
 
 The jobs use recbole-basrec's public API only (``recbole_basrec.quick_start.build`` and the
 trainer's public methods)."""
-import datetime
-import json
 import os
-import platform
 import resource
-import shlex
 import statistics
-import sys
+
+from recbole_basrec.quick_start.record import cpu_model, read_json, rounded, write_json  # noqa: F401
+from recbole_basrec.quick_start.record import environment as _environment
 
 #: Repository root (the folder holding ``benchmarks/`` and ``results/``).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,40 +109,9 @@ def skip_message(job, error):
     return f"[benchmark {job}] skipped: {error} (pass --data_file PATH, or --dataset ml-100k)"
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment():
-    """Hardware and software facts every record carries."""
-    import recbole
-    import torch
-
-    env = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": COMMAND or " ".join(shlex.quote(a) for a in sys.argv),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "recbole": recbole.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-    }
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        env["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        pass
-    return env
+    """Hardware and software facts every record carries (with the job's command line)."""
+    return _environment(COMMAND)
 
 
 def max_rss_mib():
@@ -164,36 +131,6 @@ def relative_gains(better, base):
 
 def median(values):
     return float(statistics.median(values)) if values else None
-
-
-def rounded(value, digits=5):
-    if isinstance(value, float):
-        return round(value, digits)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
-def write_json(record, path):
-    """Write ``record`` to ``path`` atomically: an interrupted write leaves the old file whole, and
-    two processes writing the same file never share a temporary file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        json.dump(rounded(record), f, indent=2, default=str)
-        f.write("\n")
-    os.replace(partial, path)
-    return path
-
-
-def read_json(path, missing=None):
-    """The JSON at ``path``; ``missing`` when there is no file (a record not written yet)."""
-    if not os.path.isfile(path):
-        return missing
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def pyplot():

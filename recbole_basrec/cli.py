@@ -41,12 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--resume", default=None,
                         help="continue an interrupted run from its -last.pth checkpoint (its model, dataset and "
                              "settings; --epochs may change how many the stage runs in all)")
-    # Several processes (docs/distributed.md); RecBole's names and meanings.
-    parser.add_argument("--nproc", type=int, default=None, help="training processes on this machine (one per GPU)")
-    parser.add_argument("--world_size", type=int, default=None, help="processes on all machines (default: --nproc)")
-    parser.add_argument("--ip", default=None, help="address of the machine running rank 0 (default: localhost)")
-    parser.add_argument("--port", default=None, help="free TCP port on that machine (default: 5678)")
-    parser.add_argument("--offset", type=int, default=None, help="global rank of this machine's first process")
+    _launch_arguments(parser)
     args, rest = parser.parse_known_args(argv)
     if not args.resume:
         args.model, args.dataset = args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET
@@ -67,8 +62,18 @@ def parse_compare_args(argv):
                         help="one plain and one BASRec run per seed; stage 1 trains under the first "
                              f"(default {' '.join(map(str, DEFAULT_SEEDS))})")
     parser.add_argument("--out", default=None, help="JSON record (default <run folder>/compare.json)")
+    _launch_arguments(parser)
     args, rest = parser.parse_known_args(argv)
     return args, parse_overrides(rest)
+
+
+def _launch_arguments(parser):
+    """Several processes (docs/distributed.md); RecBole's names and meanings."""
+    parser.add_argument("--nproc", type=int, default=None, help="training processes on this machine (one per GPU)")
+    parser.add_argument("--world_size", type=int, default=None, help="processes on all machines (default: --nproc)")
+    parser.add_argument("--ip", default=None, help="address of the machine running rank 0 (default: localhost)")
+    parser.add_argument("--port", default=None, help="free TCP port on that machine (default: 5678)")
+    parser.add_argument("--offset", type=int, default=None, help="global rank of this machine's first process")
 
 
 def compare(argv):
@@ -79,8 +84,28 @@ def compare(argv):
     args, config_dict = parse_compare_args(argv)
     files = args.config_files.split() if args.config_files else None
     command = "recbole-basrec compare " + " ".join(shlex.quote(a) for a in argv)
-    run_compare(args.model, args.dataset, args.seeds, config_file_list=files, config_dict=config_dict,
-                out=args.out, command=command)
+    settings = _launch(args)
+    if not settings:
+        run_compare(args.model, args.dataset, args.seeds, config_file_list=files, config_dict=config_dict,
+                    out=args.out, command=command)
+        return 0
+    from recbole_basrec import distributed
+    from recbole_basrec.quick_start.quick_start import build_config
+
+    config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
+    config = build_config(args.model, args.dataset, files, config_dict)  # bad input fails here, once
+    distributed.check_launch(config, settings)
+    job = {"seeds": args.seeds, "out": args.out, "command": command}
+    if settings["torchrun"]:
+        keys = {k: settings[k] for k in ("local_rank", *distributed.LAUNCH_KEYS)}
+        run_compare(args.model, args.dataset, config_file_list=files, config_dict={**config_dict, **keys}, **job)
+        return 0
+    if settings["offset"] == 0:
+        print(distributed.describe(settings, config), flush=True)
+    from recbole_basrec.quick_start import launch
+
+    launch.spawn(args.model, args.dataset, files, config_dict, settings, checkpoint_dir=config["checkpoint_dir"],
+                 compare=job)
     return 0
 
 

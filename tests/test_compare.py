@@ -237,3 +237,23 @@ def test_keep_last_interactions_keeps_each_users_most_recent_items(tiny_config_d
     assert kept == {user: seq[-5:] for user, seq in raw.items()}
     total = sum(len(s) for s in raw.values())
     assert f"dropping {total - 5 * len(raw)} of {total}" in caplog.text
+
+
+@pytest.mark.slow
+def test_compare_under_two_processes_writes_one_record_and_prints_one_table(tiny_data_path, tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = ["compare", "--nproc=2", "--port=29541", "--dataset=tiny", f"--data_path={tiny_data_path}",
+            f"--checkpoint_dir={tmp_path}", "--seeds", "1", "2", "--stage1_epochs=1", "--epochs=1",
+            "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1",
+            "--train_batch_size=32", f"--out={tmp_path / 'record.json'}"]
+    proc = subprocess.run([sys.executable, os.path.join(root, "run_recbole_basrec.py"), *args],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "training on 2 processes with the gloo backend" in proc.stdout
+    assert sum(line.startswith("metric ") for line in proc.stdout.splitlines()) == 1  # rank 0 speaks for both
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert set(record["runs"]) == {"plain-1", "basrec-1", "plain-2", "basrec-2"}
+    assert record["summary"]["seeds"] == [1, 2]

@@ -327,9 +327,10 @@ def _runner(*args, env=None, **popen):
 
 
 def _tiny_args(tiny_data_path, checkpoint_dir, *extra):
+    single_stage = [] if any(arg.startswith("--stage1_epochs=") for arg in extra) else ["--stage1_epochs=0"]
     return ["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_data_path}", f"--checkpoint_dir={checkpoint_dir}",
             "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1", "--MAX_ITEM_LIST_LENGTH=10",
-            "--train_batch_size=32", "--use_gpu=False", "--seed=0", "--state=ERROR", *extra]
+            "--train_batch_size=32", "--use_gpu=False", "--seed=0", "--state=ERROR", *single_stage, *extra]
 
 
 def _test_line(stdout):

@@ -47,7 +47,8 @@ def _write(path, text, mode="w"):
 def trained_run(tmp_path_factory, tiny_data):
     """One finished one-epoch run on the tiny dataset: its best and last checkpoints."""
     folder = str(tmp_path_factory.mktemp("run"))
-    code = cli(["--dataset=tiny", f"--data_path={tiny_data}", "--epochs=1", f"--checkpoint_dir={folder}", *TINY_RUN])
+    code = cli(["--dataset=tiny", f"--data_path={tiny_data}", "--stage1_epochs=0", "--epochs=1",
+                f"--checkpoint_dir={folder}", *TINY_RUN])
     assert code == 0
     best = [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".pth") and "-last" not in f]
     return best[0], best[0].replace(".pth", "-last.pth")
@@ -103,7 +104,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     def run(*extra, dataset="tiny", path=tiny_data, sizes=TINY_RUN):
         """``extra`` over a small one-epoch run: a key in ``extra`` replaces the base's."""
         given = {arg.partition("=")[0] for arg in extra}
-        base = [f"--dataset={dataset}", f"--data_path={path}", "--epochs=1", *sizes, f"--checkpoint_dir={tmp}/saved"]
+        base = [f"--dataset={dataset}", f"--data_path={path}", "--stage1_epochs=0", "--epochs=1", *sizes,
+                f"--checkpoint_dir={tmp}/saved"]
         return list(extra) + [arg for arg in base if arg.partition("=")[0] not in given]
 
     def on(name):

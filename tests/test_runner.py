@@ -44,6 +44,7 @@ def test_runner_trains_and_prints_test_metrics(basrec, tiny_data_path, tmp_path)
         "--dataset=tiny",
         f"--data_path={tiny_data_path}",
         f"--checkpoint_dir={tmp_path}",
+        "--stage1_epochs=1",
         "--epochs=2",
         f"--basrec={basrec}",
         "--MAX_ITEM_LIST_LENGTH=10",
@@ -62,7 +63,9 @@ def test_the_console_shows_one_line_per_epoch_and_the_log_file_the_rest(tiny_dat
     console = (result.stderr + result.stdout).splitlines()
     epochs = [line.split("INFO  ")[-1].split(":")[0] for line in console if "min left" in line]
     assert epochs == ["stage 1 epoch 0/0", "stage 2 epoch 1/2", "stage 2 epoch 2/2"]  # RecBole's epoch indices
-    assert len(console) == len(epochs) + 2  # then the best validation and the test result
+    stages = [line.split("INFO  ")[-1].split(":")[0] for line in console if "INFO  Stage " in line]
+    assert stages == ["Stage 1", "Stage 2"]  # each stage says as it starts what it runs and why
+    assert len(console) == len(stages) + len(epochs) + 2  # then the best validation and the test result
     [log_file] = (tmp_path / "log" / "BASRecSASRec").iterdir()
     log = log_file.read_text()
     assert "General Hyper Parameters" in log and "epoch 1 training" in log  # RecBole's own lines, kept there

@@ -221,7 +221,7 @@ def test_stock_run_recbole_trains_basrec_bert4rec(tiny_data_path, tmp_path):
     result = run_recbole(
         model="BASRecBERT4Rec",
         dataset="tiny",
-        config_dict={"data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "epochs": 1,
+        config_dict={"data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "stage1_epochs": 1, "epochs": 1,
                      "MAX_ITEM_LIST_LENGTH": 10, "state": "ERROR", "use_gpu": False, **SMALL, "strict_keys": False},
     )
     assert 0 <= result["test_result"]["ndcg@10"] <= 1

@@ -41,6 +41,9 @@ def test_one_console_line_per_epoch_names_the_stage(tiny_config_dict, basrec, st
     lines = []
     trainer.progress_sink = lines.append
     trainer.fit(train, valid, saved=False)
+    announced = [line.split(":")[0] for line in lines if line.startswith("Stage ")]  # each stage as it starts
+    assert announced == (["Stage 1", "Stage 2"] if stage1_epochs else [])
+    lines = [line for line in lines if not line.startswith("Stage ")]
     assert [line.split(":")[0] for line in lines] == prefixes
     assert all("valid ndcg@10" in line and "min left" in line for line in lines)
 

@@ -15,6 +15,7 @@
 Every finished phase is recorded in ``<run folder>/phases.json`` and the running phase writes its
 state after every epoch, so the same command started again continues where it stopped.
 """
+import contextlib
 import hashlib
 import json
 import math
@@ -22,6 +23,7 @@ import os
 import statistics
 import time
 
+from recbole_basrec import distributed
 from recbole_basrec.quick_start.record import environment, read_json, write_json
 
 #: The arms, in the order each seed runs them.
@@ -227,7 +229,10 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
     pipe.train_data.generator.manual_seed(seed)  # every phase of a seed sees the same batches in the same order
     trainer.progress_sink = lambda line: say(f"[{name}] {line}")
     trainer.last_file = os.path.join(config["checkpoint_dir"], "resume.pth")
-    if os.path.isfile(trainer.last_file):
+    resumable = os.path.isfile(trainer.last_file)
+    if not config["single_spec"]:
+        resumable = distributed.broadcast_object(resumable)  # rank 0 writes it: its view decides
+    if resumable:
         state = trainer.resume_checkpoint(trainer.last_file)
         say(f"[{name}] resumed after epoch {state['epoch'] + 1} from {trainer.last_file}")
     start = time.perf_counter()
@@ -240,6 +245,7 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
     best = max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
     record = {
         "phase": name,
+        "model": config["model"],
         "seed": seed,
         "basrec": bool(config["basrec"]),
         "epochs_run": len(trainer.epoch_losses),
@@ -249,7 +255,8 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
         "test": _metrics(test),
         "curve": curve,
         "train_losses": [{"epoch": e + 1, **trainer.loss_terms(e)} for e in sorted(trainer.epoch_losses)],
-        "wall_s": {"train_and_valid": train_s, "test": time.perf_counter() - start - train_s},
+        "wall_s": {"train_and_valid": train_s, "test": time.perf_counter() - start - train_s,
+                   "per_epoch_incl_valid": train_s / max(len(trainer.epoch_losses), 1)},
         "checkpoint": trainer.saved_model_file,
         "exact_valid_score": bool(trainer.exact_valid_score),
         "data": {"users": int(pipe.dataset.user_num - 1), "items": int(pipe.dataset.item_num - 1),
@@ -302,6 +309,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         raise CompareError(f"compare trains BASRec against plain training: give a backbone (e.g. --model=SASRec), "
                            f"not {model}")
     final = build_config(model_name, dataset, config_file_list, settings).final_config_dict  # checks every input
+    main = final["single_spec"] or distributed.is_main()  # several processes: global rank 0 writes and speaks
     backbone = backbone_of(model_name)
     layers = setting_layers(model_name, dataset, config_file_list, given)
     if below:
@@ -309,20 +317,24 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     preset = preset_file(backbone, dataset)
     changes = changed_settings(layers, final)
     pretrained, stage1_epochs = final["pretrained_path"], final["stage1_epochs"]
-    digest = _digest(model_name, dataset, layers, stage1_config)
+    digest = _digest(model_name, dataset, layers, stage1_config or None)
     run_dir = run_dir or os.path.join(final["checkpoint_dir"], f"compare-{backbone}-{dataset}-{digest}")
-    os.makedirs(run_dir, exist_ok=True)
     done_file = os.path.join(run_dir, "phases.json")
     log_file = os.path.join(run_dir, "progress.log")
-    _claim(run_dir, digest, model_name, dataset)
+    if main:
+        os.makedirs(run_dir, exist_ok=True)
+        _claim(run_dir, digest, model_name, dataset)
 
     def tell(line):
+        if not main:
+            return
         say(line)
         with open(log_file, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
     def finished():  # read again each time: another process may have added a phase
-        return read_json(done_file, missing={})
+        done = read_json(done_file, missing={}) if main else None
+        return done if final["single_spec"] else distributed.broadcast_object(done)
 
     tell(f"[compare] {backbone} on {dataset}: plain training against BASRec, seeds {' '.join(map(str, seeds))}; "
          f"run folder {run_dir} (the same command resumes it)")
@@ -339,12 +351,14 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
             return finished()[name]
         folder = os.path.join(run_dir, name)
         os.makedirs(folder, exist_ok=True)
-        with _RunLock(folder):
+        with _RunLock(folder) if main else contextlib.nullcontext():
             cfg = {**settings, **overrides, "checkpoint_dir": folder}
             record, data = run_phase(name, model_name, dataset, config_file_list, cfg, data, seed, tell)
             # relative: a moved or copied run folder still finds its checkpoints
             record["checkpoint"] = os.path.relpath(record["checkpoint"], run_dir)
-            write_json({**finished(), name: record}, done_file, digits=None)
+            done = finished()
+            if main:
+                write_json({**done, name: record}, done_file, digits=None)
         return record
 
     if pretrained:
@@ -407,7 +421,8 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     record["summary"] = summarize(record)
     record["table"] = format_table(record["summary"])
     json_path = out or os.path.join(run_dir, "compare.json")
-    write_json(record, json_path, digits=None)
+    if main:
+        write_json(record, json_path, digits=None)
     record["json_path"] = json_path
     n = len(record["summary"]["seeds"])
     tell(f"[compare] {backbone} on {dataset}, {n} seed{'s' * (n > 1)} ({' '.join(map(str, seeds))}): "

@@ -31,8 +31,9 @@ def _peer_failure(error):
     return isinstance(error, RuntimeError) and any(w in text for w in ("gloo", "Gloo", "NCCL", "Connection closed"))
 
 
-def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, resume_file):
-    """One rank of ``spawn``: trains, and rank 0 sends the result (or every rank its error).
+def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, resume_file, compare=None):
+    """One rank of ``spawn``: trains (or, with ``compare``, the keyword arguments of
+    ``run_compare``, compares), and rank 0 sends the result (or every rank its error).
     Exit codes: 0, 2 bad input, 130 interrupted, 1 a peer stopped (the launcher says which)."""
     import sys
     import traceback
@@ -53,8 +54,15 @@ def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, re
     config_dict = {**config_dict, "local_rank": local_rank}
     global_rank = config_dict["offset"] + local_rank
     try:
-        result = run_recbole_basrec(model, dataset, config_file_list=config_file_list, config_dict=config_dict,
-                                    resume_file=resume_file)
+        if compare is None:
+            result = run_recbole_basrec(model, dataset, config_file_list=config_file_list, config_dict=config_dict,
+                                        resume_file=resume_file)
+        else:
+            from recbole_basrec.quick_start.compare import run_compare
+
+            result = run_compare(model, dataset, config_file_list=config_file_list, config_dict=config_dict,
+                                 **compare)
+            dist.destroy_process_group()
     except Interrupted as stop:
         queue.put(("interrupted", global_rank, str(stop)))
         sys.exit(130)
@@ -86,9 +94,11 @@ def newest_checkpoint(checkpoint_dir, since):
     return max(files, key=os.path.getmtime) if files else None
 
 
-def spawn(model, dataset, config_file_list, config_dict, settings, resume_file=None, checkpoint_dir="saved"):
+def spawn(model, dataset, config_file_list, config_dict, settings, resume_file=None, checkpoint_dir="saved",
+          compare=None):
     """Run ``settings['nproc']`` ranks of this machine (torch's spawn, as RecBole's ``run``) and
-    return rank 0's result dict (None on a machine without rank 0).
+    return rank 0's result dict (None on a machine without rank 0); with ``compare`` (keyword
+    arguments of ``run_compare``) every rank runs that comparison instead.
 
     Ctrl-C stops every rank (they get SIGINT; any still running after a grace period are
     killed) and raises ``Interrupted``; a rank that dies stops the others and raises
@@ -106,7 +116,7 @@ def spawn(model, dataset, config_file_list, config_dict, settings, resume_file=N
     queue = mp.get_context("spawn").SimpleQueue()
     started = time.time()
     context = mp.start_processes(
-        _worker, args=(queue, model, dataset, config_file_list, config_dict, resume_file),
+        _worker, args=(queue, model, dataset, config_file_list, config_dict, resume_file, compare),
         nprocs=settings["nproc"], join=False, start_method="spawn",
     )
     messages = []

@@ -376,7 +376,7 @@ class BASRecTrainer(Trainer):
         pretrained = self.config["pretrained_path"]
         if pretrained:
             self.load_weights(pretrained)
-            self.logger.info(set_color("Stage 2 starts from", "green") + f": {pretrained}", extra=CONSOLE)
+            self.progress_sink(f"stage 2 starts from {pretrained}")
             if self.epochs == 0:
                 return self._evaluate_only(valid_data, saved, show_progress)
         elif stage1_epochs > 0:
@@ -411,10 +411,10 @@ class BASRecTrainer(Trainer):
         self.epochs = self.config["stage1_epochs"]
         stage2_patience, self.stopping_step = self.stopping_step, self.config["stage1_stopping_step"]
         if not resumed:
-            self.logger.info(set_color("Stage 1", "green") + f": plain {backbone_of(self.config['model'])} for up to "
-                             f"{self.epochs} epochs, early-stopped after {self.stopping_step + 1} validations without "
-                             "gain, so that stage 2 starts from learned representations (the paper's two-stage "
-                             "training; stage1_epochs=0 skips it, pretrained_path replaces it)", extra=CONSOLE)
+            self.progress_sink(f"Stage 1: plain {backbone_of(self.config['model'])} for up to {self.epochs} epochs, "
+                               f"early-stopped after {self.stopping_step + 1} validations without gain, so that stage 2 "
+                               "starts from learned representations (the paper's two-stage training; stage1_epochs=0 "
+                               "skips it, pretrained_path replaces it)")
         try:
             super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
         finally:
@@ -425,9 +425,8 @@ class BASRecTrainer(Trainer):
         if valid_data and saved:
             self.load_weights(self.saved_model_file)
         what = "BASRec" if self.model.basrec else "plain training continued (basrec=False: the same budget as BASRec)"
-        self.logger.info(set_color("Stage 2", "green") + f": {what}, from stage 1's best weights "
-                         f"{self.saved_model_file}, for up to {stage2_epochs} epochs with a fresh optimizer",
-                         extra=CONSOLE)
+        self.progress_sink(f"Stage 2: {what}, from stage 1's best weights {self.saved_model_file}, for up to "
+                           f"{stage2_epochs} epochs with a fresh optimizer")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
         self.start_epoch, self.epochs = done, done + stage2_epochs
         self._stage_start = done
