@@ -257,3 +257,40 @@ def test_compare_under_two_processes_writes_one_record_and_prints_one_table(tiny
     record = json.loads((tmp_path / "record.json").read_text())
     assert set(record["runs"]) == {"plain-1", "basrec-1", "plain-2", "basrec-2"}
     assert record["summary"]["seeds"] == [1, 2]
+
+
+def test_ctrl_c_names_what_was_kept_and_the_same_command_continues(tiny_config_dict, tmp_path, monkeypatch):
+    from recbole_basrec.quick_start.quick_start import Interrupted
+
+    settings = {**_unseeded(tiny_config_dict), "stage1_epochs": 1, "epochs": 2, "checkpoint_dir": str(tmp_path)}
+    whole = compare.run_compare("SASRec", "tiny", seeds=[3], config_dict={**settings, "checkpoint_dir": str(
+        tmp_path / "whole")}, say=lambda line: None)
+    save_last = BASRecTrainer._save_last
+
+    def stop_in_basrec(self, epoch, **kwargs):
+        save_last(self, epoch, **kwargs)
+        if os.path.basename(self.config["checkpoint_dir"]) == "basrec-3":
+            raise KeyboardInterrupt  # Ctrl-C right after the BASRec arm's first epoch was saved
+
+    monkeypatch.setattr(BASRecTrainer, "_save_last", stop_in_basrec)
+    with pytest.raises(Interrupted, match=r"basrec-3's last epoch in .*resume\.pth; run the same command again"):
+        compare.run_compare("SASRec", "tiny", seeds=[3], config_dict=settings, say=lambda line: None)
+    monkeypatch.setattr(BASRecTrainer, "_save_last", save_last)
+    lines = []
+    resumed = compare.run_compare("SASRec", "tiny", seeds=[3], config_dict=settings, say=lines.append)
+    assert any(line.startswith("[basrec-3] resumed after epoch 1") for line in lines)
+    assert resumed["summary"] == whole["summary"]  # as if never interrupted
+
+
+@pytest.mark.parametrize("backbone", ["GRU4Rec", "NARM"])  # a hand-written adapter and the generic path
+def test_compare_serves_other_backbones_and_reads_the_users_yaml(backbone, tiny_config_dict, tmp_path):
+    user_file = tmp_path / "mine.yaml"
+    user_file.write_text("n_pairs: 2\n")
+    settings = {**_unseeded(tiny_config_dict), "stage1_epochs": 1, "epochs": 1, "checkpoint_dir": str(tmp_path)}
+    record = compare.run_compare(backbone, "tiny", seeds=[0], config_file_list=[str(user_file)],
+                                 config_dict=settings, say=lambda line: None)
+    assert record["model"] == backbone and record["runs"]["basrec-0"]["model"] == f"BASRec{backbone}"
+    assert record["settings"]["n_pairs"] == 2
+    assert {"key": "n_pairs", "value": 2, "set_by": f"config file {user_file}"}.items() <= next(
+        c for c in record["changed_settings"] if c["key"] == "n_pairs").items()
+    assert set(record["summary"]["test"]) >= {"ndcg@10", "hit@10"}

@@ -345,6 +345,16 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     data = None
 
     def phase(name, overrides, seed):
+        try:
+            return _phase(name, overrides, seed)
+        except KeyboardInterrupt:
+            from recbole_basrec.quick_start.quick_start import Interrupted
+
+            raise Interrupted(f"interrupted: the finished phases are kept in {done_file} and {name}'s last epoch in "
+                              f"{os.path.join(run_dir, name, 'resume.pth')}; run the same command again to "
+                              "continue") from None
+
+    def _phase(name, overrides, seed):
         nonlocal data
         if name in finished():
             tell(f"[compare] {name}: finished earlier, kept")
