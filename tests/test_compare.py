@@ -133,8 +133,7 @@ def test_changed_settings_name_the_layer_that_set_each():
               ("dataset.yaml", "dataset", {"epochs": 8}),
               ("mine.yaml", "file", {"beta": 0.3, "n_pairs": 2}),
               ("command line / config_dict", "given", {"epochs": 20})]
-    final = {"epochs": 20, "beta": 0.3, "dropout": 0.5, "n_pairs": 2}
-    changes = compare.changed_settings(layers, final)
+    changes = compare.changed_settings(layers)
     assert changes == [
         {"key": "epochs", "value": 20, "set_by": "command line / config_dict", "under": "defaults.yaml",
          "under_value": 200},

@@ -67,10 +67,10 @@ def _short(path):
     return path
 
 
-def changed_settings(layers, final):
+def changed_settings(layers):
     """Settings that the layers above the defaults and the preset change: ``[{key, value, set_by,
-    under, under_value}]``, where ``under`` is the layer whose value it replaces (None for a new key).
-    Only keys whose final value differs from what the defaults and the preset give are listed."""
+    under, under_value}]``, the value as that layer gives it and ``under`` the layer whose value it
+    replaces (None for a new key). Keys set back to what the defaults and the preset give are left out."""
     below, source = {}, {}
     for label, kind, settings in layers:
         if kind in ("default", "preset"):
@@ -84,7 +84,7 @@ def changed_settings(layers, final):
             if key in below and below[key] == value:
                 changes.pop(key, None)
                 continue
-            changes[key] = {"key": key, "value": final.get(key, value), "set_by": label,
+            changes[key] = {"key": key, "value": value, "set_by": label,
                             "under": source.get(key), "under_value": below.get(key)}
     return list(changes.values())
 
@@ -315,7 +315,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     if below:
         layers.insert(len(layers) - bool(given), (label, "budget", dict(below)))
     preset = preset_file(backbone, dataset)
-    changes = changed_settings(layers, final)
+    changes = changed_settings(layers)
     pretrained, stage1_epochs = final["pretrained_path"], final["stage1_epochs"]
     digest = _digest(model_name, dataset, layers, stage1_config or None)
     run_dir = run_dir or os.path.join(final["checkpoint_dir"], f"compare-{backbone}-{dataset}-{digest}")
