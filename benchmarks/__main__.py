@@ -158,6 +158,8 @@ def main(argv=None):
     common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.
     sys.argv = sys.argv[:1] if argv is None else sys.argv
+    from recbole_basrec.quick_start.quick_start import Interrupted
+
     try:
         import recbole_basrec  # noqa: F401  (registers the models)
 
@@ -229,6 +231,9 @@ def main(argv=None):
         parser.exit(2, f"error: {error}\n")
     except KeyboardInterrupt:
         print(f"interrupted: saved {common.SAVED or 'nothing yet'}", file=sys.stderr)
+        return 130
+    except Interrupted as stop:  # a comparison's phase stopped: its own line says what it kept
+        print(stop, file=sys.stderr)
         return 130
     finally:
         common.SAVED = None

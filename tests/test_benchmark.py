@@ -146,6 +146,7 @@ def test_ctrl_c_ends_a_job_with_exit_130_and_one_line_naming_what_it_saved(tmp_p
 
 
 def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_path, tmp_path, monkeypatch):
+    from recbole_basrec.quick_start.quick_start import Interrupted
     from recbole_basrec.trainer import BASRecTrainer
 
     budget = {"stage1_epochs": 2, "stage1_eval_step": 1, "stage1_stopping_step": 5,
@@ -167,7 +168,7 @@ def test_accuracy_job_resumes_an_interrupted_phase_where_it_stopped(tiny_data_pa
             raise KeyboardInterrupt  # right after epoch 2's state was saved
 
     monkeypatch.setattr(BASRecTrainer, "_save_last", interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="run the same command again to continue"):
         run("resumed")
     monkeypatch.setattr(BASRecTrainer, "_save_last", original)
     # resumed from a moved folder (a committed copy restored elsewhere): files inside name the old place
