@@ -225,7 +225,7 @@ class BASRecDataset(SequentialDataset):
     def _keep_last_interactions(self):
         """``keep_last_interactions: K`` keeps each user's K most recent interactions: a sparser
         view of a dense dataset (BASRec's gain depends on sparsity, docs/sparsity.md)."""
-        keep = self.config["keep_last_interactions"] or 0
+        keep = self.config["keep_last_interactions"]
         if keep <= 0:
             return
         feat = self.inter_feat

@@ -458,10 +458,14 @@ class BASRecTrainer(Trainer):
         return losses
 
     def _heartbeat(self, what, batches):
-        stage = f"stage {self.stage} " if self.stage == STAGE_1 or self._stage_start > 0 else ""
         quiet = not self.config["single_spec"] and not distributed.is_main()  # rank 0 speaks for all
-        return Heartbeat(lambda line: None if quiet else self.progress_sink(line), stage + what, batches,
+        return Heartbeat(lambda line: None if quiet else self.progress_sink(line), self._stage_label() + what, batches,
                          every=HEARTBEAT_S)
+
+    def _stage_label(self):
+        """``"stage 1 "`` / ``"stage 2 "`` when there is a stage 1 (trained, or ``pretrained_path``), else ``""``."""
+        two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
+        return f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
 
     def _end_epoch(self, epoch, score):
         """One progress line, then the ``-last.pth`` checkpoint that ``--resume`` continues from."""
@@ -475,9 +479,9 @@ class BASRecTrainer(Trainer):
 
     def progress_line(self, epoch, score=None):
         """``stage 2 epoch 12/199: rec 0.1800 ssa 1.9000 csa 2.2000, valid ndcg@10 0.0412 (best 0.0420),
-        elapsed 3.1 min, about 45 min left at this pace if no early stop``: RecBole's 0-based epoch index and the last one this
-        stage may reach, the mean loss terms, validation, and the time left estimated from this stage's pace (early
-        stopping may end it sooner, slower epochs later).
+        elapsed 3.1 min, about 45 min left at this pace if no early stop``: RecBole's 0-based epoch
+        index and the last one this stage may reach, the mean loss terms, validation, and the time
+        left estimated from this stage's pace (early stopping may end it sooner, slower epochs later).
         ``stage 1`` / ``stage 2`` only when there is a stage 1 (trained, or ``pretrained_path``).
         With another ``valid_metric`` its value and best come first, then that epoch's NDCG@10."""
         loss_text = " ".join(f"{n} {v:.4f}" for n, v in self.loss_terms(epoch).items())
@@ -492,9 +496,7 @@ class BASRecTrainer(Trainer):
         elapsed = time.perf_counter() - start
         done = epoch - first + 1
         left = max(self.epochs - epoch - 1, 0) * elapsed / max(done, 1)
-        two_stages = self.stage == STAGE_1 or self._stage_start > 0 or bool(self.config["pretrained_path"])
-        stage = f"stage {self.stage} " if two_stages and self.stage in (STAGE_1, STAGE_2) else ""
-        return (f"{stage}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
+        return (f"{self._stage_label()}epoch {epoch}/{self.epochs - 1}: {loss_text}, {valid}, "
                 f"elapsed {elapsed / 60:.1f} min, about {left / 60:.0f} min left at this pace if no early stop")
 
     def _check_nan(self, loss):
