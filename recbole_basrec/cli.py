@@ -16,13 +16,20 @@ import sys
 DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option as one line (the runner's ``error: ...``) instead of the usage text."""
+
+    def error(self, message):
+        raise ValueError(f"{message} (see {self.prog} --help)")
+
+
 def parse_args(argv=None):
     """The runner's own options and every ``--key=value`` (a key given twice is an error); the
     configuration keys of ``--help`` come from the schema."""
     from recbole_basrec.config.command_line import parse_overrides
     from recbole_basrec.config.reference import help_epilog
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="recbole-basrec", description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -53,7 +60,7 @@ def parse_compare_args(argv):
     from recbole_basrec.config.command_line import parse_overrides
     from recbole_basrec.quick_start.compare import DEFAULT_SEEDS, __doc__ as doc
 
-    parser = argparse.ArgumentParser(prog="recbole-basrec compare", description=doc,
+    parser = _Parser(prog="recbole-basrec compare", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"a backbone (default {DEFAULT_MODEL})")
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")

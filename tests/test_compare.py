@@ -293,3 +293,19 @@ def test_compare_serves_other_backbones_and_reads_the_users_yaml(backbone, tiny_
     assert {"key": "n_pairs", "value": 2, "set_by": f"config file {user_file}"}.items() <= next(
         c for c in record["changed_settings"] if c["key"] == "n_pairs").items()
     assert set(record["summary"]["test"]) >= {"ndcg@10", "hit@10"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "--seeds"], "error: argument --seeds: expected at least one argument (see recbole-basrec compare --help)"),
+    (["compare", "--seeds", "1", "x"], "error: argument --seeds: invalid int value: 'x' (see recbole-basrec compare --help)"),
+    (["compare", "--seeds", "1", "1"], "error: --seeds 1 1: give one or more distinct seeds"),
+    (["compare", "--seed=3"], "error: compare sets seed itself (both arms, every seed of --seeds); drop --seed"),
+    (["compare", "--basrec=False"], "error: compare sets basrec itself (both arms, every seed of --seeds); drop --basrec"),
+    (["--nproc=abc"], "error: argument --nproc: invalid int value: 'abc' (see recbole-basrec --help)"),
+])
+def test_bad_compare_and_launch_options_stop_with_one_line(args, message, capsys):
+    from recbole_basrec.cli import cli
+
+    assert cli(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == message + "\n" and captured.out == ""
