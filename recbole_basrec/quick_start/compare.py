@@ -413,7 +413,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         "seeds": seeds,
         "protocol": (
             "stage 1 = " + (f"the given checkpoint {pretrained}" if pretrained else
-                            f"plain training, early-stopped on validation, seed {seeds[0]}" if stage1 else "none")
+                            f"plain training, early-stopped on validation, seed {stage1['seed']}" if stage1 else "none")
             + "; from it, per seed, (a) plain training continued and (b) BASRec, same budget, early stopping, "
               "data order and seed; each arm's best-validation model tested once; full ranking, "
             + ("history masked" if final["eval_mask_history"] else "history not masked")
