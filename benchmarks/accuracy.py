@@ -123,12 +123,6 @@ def budget_settings(budget, model):
         raise common.BadRequest(f"unknown budget {budget!r} or model {model!r}") from None
 
 
-def best_validation(curve, metric):
-    """Index of the model a phase tested: its best ``metric``, the latest of equal scores, as
-    RecBole's early stopping (``>=``) keeps it; ``None`` for an empty curve."""
-    return max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
-
-
 def budget_layer(budget_name, settings, model, dataset_name, loss_type, data_root, reference):
     """``(stage-2 and shared settings, stage-1-only settings)`` of a budget: the schedule; where no
     preset applies, also the paper's protocol and model sizes (:data:`COMMON_PARAMS`,

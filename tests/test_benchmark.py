@@ -10,8 +10,9 @@ import recbole_basrec  # noqa: F401
 pytest.importorskip("matplotlib", reason='the benchmark jobs plot their records: pip install "recbole-basrec[bench]"')
 from benchmarks import common
 from benchmarks.__main__ import main
-from benchmarks.accuracy import METRICS, best_validation, run_accuracy
+from benchmarks.accuracy import METRICS, run_accuracy
 from benchmarks.speed import run_speed
+from recbole_basrec.quick_start.compare import best_validation
 
 SMALL = {
     "hidden_size": 16,

@@ -216,6 +216,12 @@ def _metrics(result):
     return {k: float(v) for k, v in (result or {}).items()}
 
 
+def best_validation(curve, metric):
+    """Index of the model a phase tested: its best ``metric``, the latest of equal scores, as
+    RecBole's early stopping (``>=``) keeps it; ``None`` for an empty curve."""
+    return max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
+
+
 def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, say):
     """Train (or, with ``epochs: 0``, only score) one phase on the loaders of ``data`` (an earlier
     phase's pipeline, or None); resume it from its folder's ``resume.pth`` if a run stopped in it.
@@ -242,7 +248,7 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
     metric = config["valid_metric"].lower()
     curve = [{"epoch": int(h["epoch"]) + 1, **{k: float(v) for k, v in h.items() if "@" in k}}
              for h in trainer.valid_history if h.get("epoch", -1) >= 0]
-    best = max(range(len(curve)), key=lambda i: (curve[i][metric], i)) if curve else None
+    best = best_validation(curve, metric)
     record = {
         "phase": name,
         "model": config["model"],
