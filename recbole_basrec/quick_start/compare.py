@@ -25,10 +25,10 @@ import time
 
 from recbole_basrec import distributed
 from recbole_basrec.quick_start.record import environment, read_json, write_json
+from recbole_basrec.trainer.trainer import another_process_alive
 
 #: The arms, in the order each seed runs them.
 ARMS = ("plain", "basrec")
-ARM_LABELS = {"plain": "plain", "basrec": "BASRec"}
 DEFAULT_SEEDS = (2020, 2021, 2022)
 
 
@@ -182,7 +182,7 @@ class _RunLock:
                         pid = int(f.read().strip() or 0)
                 except (OSError, ValueError):
                     pid = 0
-                if pid and pid != os.getpid() and _alive(pid):
+                if pid and another_process_alive(pid):
                     raise CompareError(f"another process ({pid}) is running in {os.path.dirname(self.path)}; "
                                        "wait for it, or give this comparison another --checkpoint_dir") from None
                 try:
@@ -200,16 +200,6 @@ class _RunLock:
             os.remove(self.path)
         except FileNotFoundError:
             pass
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _metrics(result):
@@ -362,9 +352,10 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
 
     def _phase(name, overrides, seed):
         nonlocal data
-        if name in finished():
+        earlier = finished().get(name)
+        if earlier is not None:
             tell(f"[compare] {name}: finished earlier, kept")
-            return finished()[name]
+            return earlier
         folder = os.path.join(run_dir, name)
         os.makedirs(folder, exist_ok=True)
         with _RunLock(folder) if main else contextlib.nullcontext():
@@ -394,7 +385,8 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         tell("[compare] stage1_epochs=0: no stage 1; both arms of a seed start from the same random weights")
         stage1, start_from = None, None
     metric = final["valid_metric"].lower()
-    to_train = [f"{arm}-{s}" for s in seeds for arm in ARMS if arm in arms and f"{arm}-{s}" not in finished()]
+    done = finished()
+    to_train = [f"{arm}-{s}" for s in seeds for arm in ARMS if arm in arms and f"{arm}-{s}" not in done]
     if stage1 and not pretrained and to_train and not os.path.isfile(start_from):
         raise CompareError(f"stage 1 in {run_dir} is finished but its checkpoint {start_from} is missing: restore "
                            "that file, or remove 'stage1' from phases.json to train stage 1 again")

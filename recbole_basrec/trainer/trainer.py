@@ -66,6 +66,19 @@ def save_atomically(state, path):
     os.replace(tmp, path)
 
 
+def another_process_alive(pid):
+    """Whether ``pid`` is a running process other than this one (one of another user's counts)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_temporaries(folder):
     """Delete the temporary files of :func:`save_atomically` left in ``folder`` by a process
     that was killed while writing. Returns the paths removed."""
@@ -77,15 +90,7 @@ def remove_stale_temporaries(folder):
         match = re.search(r"\.tmp-(\d+)$", path)
         if not match:
             continue
-        pid = int(match.group(1))
-        try:
-            os.kill(pid, 0)
-            alive = pid != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
+        if not another_process_alive(int(match.group(1))):
             try:
                 os.remove(path)
             except FileNotFoundError:  # another rank of the same run removed it first
