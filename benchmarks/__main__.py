@@ -158,6 +158,7 @@ def main(argv=None):
     common.COMMAND = " ".join(shlex.quote(w) for w in words)
     # RecBole's Config also parses sys.argv ('--key=value'): keep our flags away from it.
     sys.argv = sys.argv[:1] if argv is None else sys.argv
+    from recbole_basrec.quick_start.compare import CompareError
     from recbole_basrec.quick_start.quick_start import Interrupted
 
     try:
@@ -227,7 +228,7 @@ def main(argv=None):
             )
     except common.DatasetMissing as error:
         print(common.skip_message(args.job, error))
-    except common.BadRequest as error:
+    except (common.BadRequest, CompareError) as error:  # the comparison under a job refuses in one line too
         parser.exit(2, f"error: {error}\n")
     except KeyboardInterrupt:
         print(f"interrupted: saved {common.SAVED or 'nothing yet'}", file=sys.stderr)

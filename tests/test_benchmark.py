@@ -458,3 +458,15 @@ def test_a_builtin_dataset_resolves_again_from_the_folder_it_resolved_to(tmp_pat
     assert common.resolve_dataset("ml-100k", data_path=str(tmp_path)) == ("ml-100k", str(tmp_path))
     with pytest.raises(common.DatasetMissing):
         common.resolve_dataset("Beauty", data_path=str(tmp_path))
+
+
+def test_a_folder_of_another_comparison_is_refused_by_the_job_in_one_line(tiny_data_path, tmp_path, capsys):
+    args = ["accuracy", "--dataset", "tiny", "--data_path", tiny_data_path, "--checkpoint_dir", str(tmp_path),
+            "--out", str(tmp_path / "out")]
+    (tmp_path / "settings.json").write_text('{"digest": "0", "model": "BASRecGRU4Rec", "dataset": "tiny"}')
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path} holds a comparison of BASRecGRU4Rec on tiny with other settings")
+    assert len(err.splitlines()) == 1
