@@ -117,6 +117,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "generic-sequence-mode": run("--model=NARM", "--train_mode=sequence", sizes=COMMON),
         "unknown-tta": run("--tta=tdrop"),
         "missing-dataset": run(dataset="nowhere", path=data),
+        "dataset-path": run(dataset="../data/tiny", path=data),
         "malformed-header": on("nohdr"),
         "no-user-column": on("nouser"),
         "two-interactions": on("two"),

@@ -195,6 +195,14 @@ def validate(config):
     """Refuse, in one line naming the key and the fix, whatever cannot mean what it says."""
     if config.model in RECBOLE_DERIVED:
         raise ValueError(f"'{config.model}' is not a model name.")
+    dataset = str(config.dataset)
+    if os.sep in dataset or (os.altsep and os.altsep in dataset) or dataset in (".", ".."):
+        # RecBole joins the name into file and log paths: a path there writes outside its folders
+        parent, name = os.path.split(os.path.normpath(dataset))
+        if name in ("", ".", ".."):
+            parent, name = dataset, "NAME"
+        raise ValueError(f"dataset '{dataset}' is a path, not a name: give the name and its parent folder, "
+                         f"e.g. --dataset={name} --data_path={parent or '.'}")
     for key in RECBOLE_DERIVED:
         if key in config.external_config_dict:
             raise ValueError(f"{key} is derived by RecBole from other keys; do not set it.")
