@@ -11,6 +11,7 @@
 Any RecBole ``--key=value`` on the command line overrides the config files.
 """
 import argparse
+import contextlib
 import sys
 
 DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
@@ -66,8 +67,11 @@ def parse_compare_args(argv):
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
-                        help="one plain and one BASRec run per seed; stage 1 trains under the first "
+                        help="one plain run and one run per method for each seed; stage 1 trains under the first "
                              f"(default {' '.join(map(str, DEFAULT_SEEDS))})")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="augmentation methods compared with plain training, from one shared stage 1: basrec, "
+                             "ran, ran_s, slide_window, cmr, cmrsi, cl4srec (default basrec)")
     parser.add_argument("--out", default=None, help="JSON record (default <run folder>/compare.json)")
     _launch_arguments(parser)
     args, rest = parser.parse_known_args(argv)
@@ -94,15 +98,18 @@ def compare(argv):
     settings = _launch(args)
     if not settings:
         run_compare(args.model, args.dataset, args.seeds, config_file_list=files, config_dict=config_dict,
-                    out=args.out, command=command)
+                    out=args.out, command=command, methods=args.methods)
         return 0
     from recbole_basrec import distributed
     from recbole_basrec.quick_start.quick_start import build_config
 
     config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
-    config = build_config(args.model, args.dataset, files, config_dict)  # bad input fails here, once
+    from recbole_basrec.config.configurator import effect_checks_off
+
+    with effect_checks_off():  # run_compare checks each key against every arm
+        config = build_config(args.model, args.dataset, files, config_dict)  # bad input fails here, once
     distributed.check_launch(config, settings)
-    job = {"seeds": args.seeds, "out": args.out, "command": command}
+    job = {"seeds": args.seeds, "out": args.out, "command": command, "methods": args.methods}
     if settings["torchrun"]:
         keys = {k: settings[k] for k in ("local_rank", *distributed.LAUNCH_KEYS)}
         run_compare(args.model, args.dataset, config_file_list=files, config_dict={**config_dict, **keys}, **job)
@@ -173,7 +180,10 @@ def _train(args, files, config_dict):
     model, dataset, checked = args.model, args.dataset, config_dict
     if args.resume:  # the checkpoint's model, dataset and settings
         model, dataset, checked = resume_settings(args.resume, model, dataset, files, config_dict)
-    config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
+    from recbole_basrec.config.configurator import effect_checks_off
+
+    with effect_checks_off() if args.resume else contextlib.nullcontext():  # a snapshot holds every key
+        config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
     distributed.check_launch(config, settings)
     main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
     if main_process:
@@ -198,6 +208,7 @@ def cli(argv=None):
         recbole_basrec.setup()
         from recbole_basrec.quick_start.launch import RankFailed
         from recbole_basrec.quick_start.quick_start import Interrupted
+        from recbole_basrec.trainer.trainer import DiskFull
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -208,6 +219,9 @@ def cli(argv=None):
         return 130
     except RankFailed as failure:
         print(f"error: {failure}", file=sys.stderr)
+        return 1
+    except DiskFull as full:
+        print(f"error: {full}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted before training started", file=sys.stderr)

@@ -110,9 +110,9 @@ def test_summary_means_spreads_gains_and_wins_on_a_hand_made_record():
     test = summary["test"]["ndcg@10"]
     assert test["plain"][0] == pytest.approx(0.09) and test["plain"][1] == pytest.approx(0.01)
     assert test["basrec"][0] == pytest.approx(0.10) and test["basrec"][1] == pytest.approx(0.0173205, abs=1e-6)
-    assert test["gain"] == pytest.approx(0.10 / 0.09 - 1)
-    assert summary["valid"]["ndcg@10"]["gain"] == pytest.approx(0.13 / 0.12 - 1)
-    assert summary["wins"]["ndcg@10"] == 2
+    assert test["gain"]["basrec"] == pytest.approx(0.10 / 0.09 - 1)
+    assert summary["valid"]["ndcg@10"]["gain"]["basrec"] == pytest.approx(0.13 / 0.12 - 1)
+    assert summary["wins"]["basrec"]["ndcg@10"] == 2
     table = compare.format_table(summary).splitlines()
     assert table[0].split("|")[-1].strip() == "wins/3"
     assert [c.strip() for c in table[2].split("|")] == [
@@ -123,8 +123,28 @@ def test_summary_leaves_out_unfinished_seeds_and_a_zero_base_has_no_gain():
     record = _record({"plain": {1: (0.0, 0.0), 2: (0.1, 0.1)}, "basrec": {1: (0.1, 0.1)}})
     summary = compare.summarize(record)
     assert summary["seeds"] == [1]
-    assert summary["test"]["ndcg@10"]["gain"] is None and summary["test"]["ndcg@10"]["basrec"][1] == 0.0
+    assert summary["test"]["ndcg@10"]["gain"]["basrec"] is None and summary["test"]["ndcg@10"]["basrec"][1] == 0.0
     assert "n/a" in compare.format_table(summary)
+
+
+def test_several_methods_get_a_row_each_with_gains_over_plain_on_their_own_seeds():
+    record = _record({"plain": {1: (0.10, 0.08), 2: (0.12, 0.10), 3: (0.14, 0.09)},
+                      "basrec": {1: (0.11, 0.09), 2: (0.13, 0.09), 3: (0.15, 0.12)},
+                      "cmr": {1: (0.09, 0.07), 2: (0.12, 0.11)}})
+    record["methods"] = ["basrec", "cmr"]
+    summary = compare.summarize(record)
+    assert summary["seeds_by_arm"] == {"plain": [1, 2, 3], "basrec": [1, 2, 3], "cmr": [1, 2]}
+    test = summary["test"]["ndcg@10"]
+    assert test["cmr"] == (pytest.approx(0.09), pytest.approx(0.0282843, abs=1e-6))
+    # cmr's gain is over plain's mean on cmr's seeds (0.09 over 0.09), not over all three
+    assert test["gain"]["cmr"] == pytest.approx(0.0, abs=1e-12)
+    assert summary["valid"]["ndcg@10"]["gain"]["cmr"] == pytest.approx(0.105 / 0.11 - 1)
+    assert summary["wins"]["cmr"]["ndcg@10"] == 1 and summary["wins"]["basrec"]["ndcg@10"] == 2
+    rows = [[c.strip() for c in line.split("|")] for line in compare.format_table(summary).splitlines()]
+    assert rows[0] == ["method", "seeds", "valid ndcg@10", "test ndcg@10", "gain valid", "gain test", "wins"]
+    assert rows[2] == ["plain", "3", ".1200 ± .0200", ".0900 ± .0100", "", "", ""]
+    assert rows[3] == ["BASRec", "3", ".1300 ± .0200", ".1000 ± .0173", "+8.3%", "+11.1%", "2/3"]
+    assert rows[4] == ["CMR", "2", ".1050 ± .0212", ".0900 ± .0283", "-4.5%", "+0.0%", "1/2"]
 
 
 def test_changed_settings_name_the_layer_that_set_each():
@@ -299,8 +319,17 @@ def test_compare_serves_other_backbones_and_reads_the_users_yaml(backbone, tiny_
     (["compare", "--seeds"], "error: argument --seeds: expected at least one argument (see recbole-basrec compare --help)"),
     (["compare", "--seeds", "1", "x"], "error: argument --seeds: invalid int value: 'x' (see recbole-basrec compare --help)"),
     (["compare", "--seeds", "1", "1"], "error: --seeds 1 1: give one or more distinct seeds"),
-    (["compare", "--seed=3"], "error: compare sets seed itself (both arms, every seed of --seeds); drop --seed"),
-    (["compare", "--basrec=False"], "error: compare sets basrec itself (both arms, every seed of --seeds); drop --basrec"),
+    (["compare", "--seed=3"], "error: compare sets seed itself (every arm, every seed of --seeds); drop --seed"),
+    (["compare", "--basrec=False"], "error: compare sets basrec itself (every arm, every seed of --seeds); drop "
+                                    "--basrec and name the methods with --methods"),
+    (["compare", "--augmentation=cmr"], "error: compare sets augmentation itself (every arm, every seed of "
+                                        "--seeds); drop --augmentation and name the methods with --methods"),
+    (["compare", "--methods", "cmr", "--n_pairs=2"], "error: n_pairs has no effect in any arm of this comparison: it "
+                                                     "belongs to augmentation basrec, and this run trains augmentation "
+                                                     "none/cmr; drop it or choose one of those"),
+    (["compare", "--methods", "cmr", "none"], "error: --methods cmr none: give distinct methods among basrec, ran, "
+                                              "ran_s, slide_window, cmr, cmrsi, cl4srec (plain training is always "
+                                              "compared)"),
     (["--nproc=abc"], "error: argument --nproc: invalid int value: 'abc' (see recbole-basrec --help)"),
 ])
 def test_bad_compare_and_launch_options_stop_with_one_line(args, message, capsys):

@@ -161,7 +161,9 @@ def test_every_key_of_our_yaml_files_is_declared_or_recboles():
                        config_dict={"checkpoint_dir": "saved", "train_neg_sample_args": None}).final_config_dict)
     assert set(overall) - declared <= stock
     values = defaults()
-    assert all(values[key.name] is not None for key in schema.KEYS if key.name not in ("pretrained_path", "nproc"))
+    assert all(values[key.name] is not None for key in schema.KEYS
+               if key.name not in ("pretrained_path", "nproc") and key.scope != schema.BACKBONE)
+    assert not {key.name for key in schema.KEYS if key.scope == schema.BACKBONE} & set(values)  # each backbone's own
 
 
 def test_the_configuration_reference_is_generated_from_the_schema():

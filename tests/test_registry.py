@@ -45,3 +45,13 @@ def test_stock_run_recbole_trains_our_models_with_our_defaults(name, tiny_data_p
     # Hit/NDCG@{5,10,20} are our defaults (RecBole's are Recall/MRR/... @10)
     assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg") for k in (5, 10, 20)}
     assert result["test_result"]["ndcg@10"] > 0  # the targets are ranked, not masked away
+
+
+def test_stock_run_recbole_takes_the_augmentation_choice(tiny_data_path, tmp_path):
+    result = run_recbole(model="BASRecGRU4Rec", dataset="tiny", config_dict={
+        "data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "stage1_epochs": 0, "epochs": 1,
+        "MAX_ITEM_LIST_LENGTH": 10, "state": "ERROR", "use_gpu": False, "augmentation": "cmrsi"})
+    assert result["test_result"]["ndcg@10"] > 0
+    with pytest.raises(ValueError, match="augmentation must be one of"):
+        run_recbole(model="BASRecGRU4Rec", dataset="tiny", config_dict={
+            "data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "augmentation": "CMR", "state": "ERROR"})

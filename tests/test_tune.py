@@ -96,6 +96,10 @@ def test_argument_errors(tmp_path):
         run_search("SASRec", "tiny", str(typo), config_dict={"checkpoint_dir": str(tmp_path)})
     with pytest.raises(ValueError, match="unknown key 'lr'"):
         run_search("SASRec", "tiny", SASREC_SPACE, config_dict={"lr": 0.1, "checkpoint_dir": str(tmp_path)})
+    methods = tmp_path / "methods.hyper"
+    methods.write_text('augmentation grid ["basrec", "cmr", "mixup"]\n')
+    with pytest.raises(ValueError, match=r"methods.hyper': augmentation must be one of basrec, none, .*got 'mixup'"):
+        run_search("SASRec", "tiny", str(methods), config_dict={"checkpoint_dir": str(tmp_path)})
     assert ray is None or not ray.is_initialized()
 
 

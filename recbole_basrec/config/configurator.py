@@ -151,7 +151,8 @@ def known_keys(config):
                   argument_list.evaluation_arguments, argument_list.dataset_arguments):
         known.update(names)
     known.update(RECBOLE_UNDECLARED)
-    known.update(key.name for key in schema.keys_for(config.model))
+    # a backbone key is known where this backbone has it (in its defaults, already in ``known``)
+    known.update(key.name for key in schema.keys_for(config.model) if key.scope != schema.BACKBONE)
     known.update(("model", "dataset"))
     return known
 
@@ -173,7 +174,7 @@ def _unknown_keys(config):
         return
     key = unknown[0]
     declared = schema.BY_NAME.get(key)
-    if declared is not None:  # one of ours, for other models
+    if declared is not None and declared.scope != schema.BACKBONE:  # one of ours, for other models
         raise ValueError(
             f"{key} is a key of {declared.scope}, which {config.model} is not; "
             f"drop it, or train a BASRec model (e.g. --model={backbone_of(config.model)} with the runner)."
@@ -214,7 +215,13 @@ def validate(config):
             raise ValueError(f"{where} is {found[1]}: every number in the configuration must be finite.")
     final = config.final_config_dict
     for key in schema.keys_for(config.model):
+        if key.scope == schema.BACKBONE and final.get(key.name) is None:
+            continue  # a key this backbone does not have
         schema.check(key.name, final.get(key.name))
+    heads, width = final.get("n_heads"), final.get("hidden_size")
+    if heads and width and width % heads:
+        raise ValueError(f"n_heads={heads} does not divide hidden_size={width}: each head takes hidden_size / n_heads "
+                         "features; choose n_heads among the divisors of hidden_size.")
     _check_metrics(final)
     low, high = final["tta_noise"]
     if low > high:
@@ -222,7 +229,84 @@ def validate(config):
     _check_schedule(config.model, final)
     if is_basrec(config.model):
         _check_basrec(config.model, final)
+    _check_gpu_id(final)
+    if _effect_checks.get():
+        given = set(config.external_config_dict)
+        for key, fix in without_effect(config.model, final, given):
+            raise ValueError(f"{key} has no effect here: {fix}")
     _check_environment(final)
+
+
+_effect_checks = contextvars.ContextVar("effect_checks", default=True)
+
+
+@contextlib.contextmanager
+def effect_checks_off():
+    """Within this block a key that has no effect in the built setup is not refused: for callers
+    that build several setups from one set of user keys (``compare``'s arms, a resumed run) and
+    check them against all of them themselves."""
+    token = _effect_checks.set(False)
+    try:
+        yield
+    finally:
+        _effect_checks.reset(token)
+
+
+#: Keys of one augmentation method (or several): they act only when ``augmentation`` is one of these.
+_METHOD_KEYS = {
+    **{key: ("basrec",) for key in ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight",
+                                     "aml_weight", "wml_weight", "ssa_weighting", "csa_partner_padding",
+                                     "reorder_keep_last")},
+    "similarity_model": ("basrec", "ran_s", "cmrsi"), "similarity_source": ("basrec", "ran_s", "cmrsi"),
+    "aug_views": ("ran", "ran_s", "slide_window", "cmr", "cmrsi"),
+    "aug_weight": ("ran", "ran_s", "slide_window", "cmr", "cmrsi"),
+    "crop_rate": ("cmr", "cmrsi", "cl4srec"), "mask_rate": ("cmr", "cmrsi", "cl4srec"),
+    "reorder_rate": ("cmr", "cmrsi", "cl4srec"), "substitute_rate": ("cmrsi",),
+    "insert_rate": ("ran", "ran_s", "cmrsi"), "slide_window_length": ("slide_window",),
+    **{key: ("cl4srec",) for key in ("cl_weight", "cl_temperature", "cl_similarity", "cl_operators")},
+}
+#: Test-time augmentation keys and the ``tta`` values they act under.
+_TTA_KEYS = {"tta_views": ("tnoise", "tmask"), "tta_keep_original": ("tnoise", "tmask"),
+             "tta_output_views": ("tnoise",), "tta_noise": ("tnoise",), "tta_mask_rate": ("tmask",)}
+
+
+def without_effect(model, final, given, methods=None):
+    """``(key, fix)`` for each key of ``given`` that changes nothing in the setup of ``final``
+    (under any of ``methods``, default the configured augmentation), ``fix`` saying what would
+    make it take effect."""
+    found = []
+    for key in sorted(given):
+        if key in _TTA_KEYS and final.get("tta") not in _TTA_KEYS[key]:
+            found.append((key, f"test-time augmentation is off or of another kind (tta={final.get('tta')}); it "
+                               f"acts with --tta={' or --tta='.join(_TTA_KEYS[key])}"))
+    if is_basrec(model):
+        if methods is None:
+            methods = [final["augmentation"] if final["basrec"] else "none"]
+        shown = "/".join(methods)
+        for key in sorted(given):
+            if key in _METHOD_KEYS and not set(methods) & set(_METHOD_KEYS[key]):
+                why = " (basrec=False)" if final["basrec"] is False else ""
+                found.append((key, f"it belongs to augmentation {', '.join(_METHOD_KEYS[key])}, and this run trains "
+                                   f"augmentation {shown}{why}; drop it or choose one of those"))
+        if "stage1_stopping_step" in given and (final["stage1_epochs"] == 0 or final["pretrained_path"]):
+            found.append(("stage1_stopping_step", "there is no stage 1 to stop (stage1_epochs=0 or pretrained_path "
+                                                  "given); drop it or set stage1_epochs > 0"))
+        sampling = final.get("train_neg_sample_args")
+        asked = isinstance(sampling, dict) and sampling.get("distribution") not in (None, "none")
+        if "train_neg_sample_args" in given and asked and (final["loss_type"] == "CE" or final["train_mode"] == "sequence"):
+            reason = ("loss_type=CE scores every item, so no negatives are sampled; set loss_type=BCE or BPR"
+                      if final["loss_type"] == "CE" else "train_mode=sequence draws one negative per position "
+                      "itself; drop it (or set train_mode=prefix)")
+            found.append(("train_neg_sample_args", reason))
+    return found
+
+
+def _check_gpu_id(final):
+    gpu_id = final.get("gpu_id")
+    text = str(gpu_id).replace(" ", "")
+    if gpu_id is not None and text and not all(part.isdigit() for part in text.split(",")):
+        raise ValueError(f"gpu_id '{gpu_id}' is not a GPU number or a comma-separated list of them (e.g. "
+                         "--gpu_id=0 or --gpu_id=0,1)")
 
 
 def _check_metrics(final):
@@ -269,6 +353,13 @@ def _check_schedule(model, final):
 
 
 def _check_basrec(model, final):
+    method = final["augmentation"]
+    if final["basrec"] is False and method not in ("none", "basrec"):
+        raise ValueError(f"basrec=False means augmentation=none, but augmentation={method} was given: drop "
+                         f"basrec=False (augmentation chooses the method)")
+    if backbone_of(model) == "BERT4Rec" and method not in ("none", "basrec"):
+        raise ValueError(f"BERT4Rec trains a cloze task on masked sequences, so augmentation={method} (a next-item "
+                         "method) is not served for it: choose augmentation basrec or none, or another backbone")
     if final["rate_min"] > final["rate_max"]:
         raise ValueError(f"rate_min ({final['rate_min']}) > rate_max ({final['rate_max']}); swap them.")
     if final["train_mode"] != "prefix" and not trains_sequence_mode(model):

@@ -21,6 +21,8 @@ def defaults():
     result = {}
     stock = load_yaml(os.path.join(stock_properties_dir(), "overall.yaml"))
     for key in schema.KEYS:
+        if key.scope == schema.BACKBONE:  # each backbone's own default
+            continue
         for name in _DEFAULT_FILES[key.scope]:
             values = load_yaml(os.path.join(properties_dir(), name))
             if key.name in values:
@@ -33,7 +35,10 @@ def defaults():
     return result
 
 
-def _shown(value):
+def _shown(values, key):
+    if key.scope == schema.BACKBONE:
+        return "the backbone's"
+    value = values[key.name]
     return "~" if value is None else str(value)
 
 
@@ -45,7 +50,7 @@ def help_epilog():
         lines.append(f"\n{scope}:")
         for key in schema.KEYS:
             if key.scope == scope:
-                lines.append(f"  --{key.name}={_shown(values[key.name])}  ({key.expectation()}) {key.meaning}")
+                lines.append(f"  --{key.name}={_shown(values, key)}  ({key.expectation()}) {key.meaning}")
     lines.append(
         "\nPer-backbone defaults override these (properties/model/), and the authors' published settings "
         "(properties/preset/<backbone>-<dataset>.yaml) apply on their datasets. Any other RecBole key "
@@ -78,7 +83,7 @@ def markdown():
         for key in schema.KEYS:
             if key.scope == scope:
                 meaning = key.meaning.replace("|", "\\|")
-                out.append(f"| `{key.name}` | `{_shown(values[key.name])}` | {key.expectation()} | {meaning} |")
+                out.append(f"| `{key.name}` | `{_shown(values, key)}` | {key.expectation()} | {meaning} |")
     return "\n".join(out) + "\n"
 
 

@@ -14,7 +14,9 @@ from pydantic import Field, StrictBool, StrictInt, StrictStr, TypeAdapter, Valid
 #: Who a key applies to: every BASRec model, every model of ours, FMLP-Rec (plain or with
 #: BASRec), or RecBole's own keys that our pipeline relies on (checked for our models).
 BASREC, OURS, FMLPREC, RECBOLE = "BASRec models", "all our models", "FMLPRec", "RecBole keys we check"
-SCOPES = (BASREC, OURS, FMLPREC, RECBOLE)
+#: The backbones' own RecBole keys, checked wherever the model's configuration has them.
+BACKBONE = "backbone keys (checked where the model has them)"
+SCOPES = (BASREC, OURS, FMLPREC, RECBOLE, BACKBONE)
 
 TRAIN_MODES = ("prefix", "sequence")
 SEQUENCE_WINDOWS = ("all", "last")
@@ -25,6 +27,9 @@ ALIGNS = ("recent", "first")
 SSA_WEIGHTINGS = ("batch", "sequence")
 CSA_PARTNER_PADDINGS = ("encoder", "zero")
 TTA_MODES = ("none", "tnoise", "tmask")
+AUGMENTATIONS = ("basrec", "none", "ran", "ran_s", "slide_window", "cmr", "cmrsi", "cl4srec")
+CL_OPERATORS = ("crop", "mask", "reorder")
+CL_SIMILARITIES = ("dot", "cos")
 
 Count = Annotated[StrictInt, Field(ge=0)]
 Positive = Annotated[StrictInt, Field(ge=1)]
@@ -106,6 +111,9 @@ def describe(schema):
 KEYS = (
     # BASRec itself.
     Key("basrec", StrictBool, BASREC, "False trains the plain backbone through the same pipeline."),
+    Key("augmentation", choice(AUGMENTATIONS), BASREC,
+        "The training augmentation of stage 2: basrec, none (plain), the heuristic baselines ran, ran_s, "
+        "slide_window, cmr, cmrsi, or cl4srec (docs/augmentation-methods.md). basrec=False means none."),
     Key("train_mode", choice(TRAIN_MODES), BASREC,
         "'sequence': a loss at every position, each user once per epoch (the paper); "
         "'prefix': one sample per prefix (RecBole's data)."),
@@ -138,6 +146,25 @@ KEYS = (
         "With loss_type CE: the largest block of (slots x items) logits held at once, MiB; the exact "
         "log-sum-exp is taken block by block and recomputed in backward. 0: all at once (autograd keeps them)."),
     Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code)."),
+    # The comparison methods (augmentation other than basrec).
+    Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step."),
+    Key("aug_weight", NonNegative, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss."),
+    Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window."),
+    Key("mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], BASREC,
+        "Mask (cmr, cmrsi, cl4srec): share of the items read as the mask token."),
+    Key("reorder_rate", Rate, BASREC, "Reorder (cmr, cmrsi, cl4srec): share of the sequence shuffled, as one contiguous window."),
+    Key("substitute_rate", Rate, BASREC, "Substitute (cmrsi): share of the items replaced by their most similar item."),
+    Key("insert_rate", Rate, BASREC,
+        "Insert (ran, ran_s, cmrsi): share of the items that get an item inserted before them (random for ran, "
+        "the most similar one for ran_s and cmrsi)."),
+    Key("slide_window_length", Annotated[StrictInt, Field(ge=2)], BASREC,
+        "slide_window: length of the random contiguous sub-sequence (inputs and target) each copy keeps."),
+    Key("cl_weight", NonNegative, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss."),
+    Key("cl_temperature", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
+        "cl4srec: InfoNCE temperature."),
+    Key("cl_similarity", choice(CL_SIMILARITIES), BASREC, "cl4srec: similarity of two representations, dot or cos."),
+    Key("cl_operators", Annotated[list[choice(CL_OPERATORS)], Field(min_length=1)], BASREC,
+        "cl4srec: operators each view draws one of, uniformly (crop, mask, reorder)."),
     Key("stage1_epochs", Count, BASREC,
         "Stage 1: epochs of plain training (early stopped, best weights kept) before stage 2 (BASRec, or plain "
         "training continued with basrec=False); 0: a single stage from random weights."),
@@ -196,6 +223,25 @@ KEYS = (
     Key("nproc", Optional[Positive], RECBOLE, "Processes of one machine for distributed training (~: one); set by the launcher (--nproc, run(nproc=), torchrun)."),
 )
 
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
+Width = Annotated[StrictInt, Field(ge=1, le=65536)]
+KEYS += (
+    Key("n_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Encoder layers (SASRec, BERT4Rec, FMLP-Rec, ...)."),
+    Key("num_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Recurrent layers (GRU4Rec, NARM, ...)."),
+    Key("n_heads", Annotated[StrictInt, Field(ge=1, le=1024)], BACKBONE, "Attention heads; must divide hidden_size."),
+    Key("hidden_size", Width, BACKBONE, "Width of the encoder's representations."),
+    Key("inner_size", Width, BACKBONE, "Width of the feed-forward layers."),
+    Key("embedding_size", Width, BACKBONE, "Width of the item embeddings (GRU4Rec, NARM, ...)."),
+    Key("hidden_dropout_prob", Probability, BACKBONE, "Dropout probability of hidden states."),
+    Key("attn_dropout_prob", Probability, BACKBONE, "Dropout probability of attention weights."),
+    Key("dropout_prob", Probability, BACKBONE, "Dropout probability (GRU4Rec, NARM, ...)."),
+    Key("mask_ratio", Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)], BACKBONE,
+        "BERT4Rec: share of the items masked for its cloze task (0 would train nothing, 1 leaves nothing to read)."),
+    Key("step", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "SR-GNN / GC-SAN: propagation steps of the session graph."),
+    Key("layer_norm_eps", Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)], BACKBONE,
+        "LayerNorm's epsilon."),
+)
+
 BY_NAME = {key.name: key for key in KEYS}
 assert len(BY_NAME) == len(KEYS), "a key is declared twice"
 
@@ -204,7 +250,7 @@ def keys_for(model_name):
     """The declared keys that apply to ``model_name`` (one of ours)."""
     from recbole_basrec.config.models import backbone_of, is_basrec
 
-    scopes = {OURS, RECBOLE}
+    scopes = {OURS, RECBOLE, BACKBONE}
     if is_basrec(model_name):
         scopes.add(BASREC)
     if backbone_of(model_name) == "FMLPRec":

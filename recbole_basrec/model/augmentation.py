@@ -131,3 +131,102 @@ def to_recent(seq, lengths):
 def mixup(a, b, lam):
     """Nonlinear mixup ``lam * a + (1 - lam) * b``; ``lam`` broadcasts (per item or per feature)."""
     return lam * a + (1.0 - lam) * b
+
+
+# ------------------------------------------------------------------ the comparison methods' operators
+# Operators of the augmentation methods BASRec is compared with (docs/augmentation-methods.md). Each
+# takes right-padded ``(N, W)`` ids and ``lengths`` and returns ``(ids, lengths, masked)``: the new
+# right-padded ids (same width; insertion drops the oldest items beyond it), their lengths, and which
+# positions carry the mask token. A masked position keeps its item id (so targets and attention
+# masks are unchanged) and is read as a zero input embedding: the mask token of CL4SRec, without
+# adding a row to the backbone's embedding table.
+def _counts(rates, lengths, minimum=0):
+    lengths = lengths.long()
+    return torch.minimum(torch.floor(rates * lengths).long().clamp(min=minimum), lengths)
+
+
+def _unmasked(seq):
+    return torch.zeros_like(seq, dtype=torch.bool)
+
+
+def crop(item_seq, lengths, rates, min_length=1):
+    """CoSeRec's crop: keep a random contiguous window of ``max(floor(r * n), min_length)`` items
+    (at most ``n``), moved to the front. Its start is uniform over every window that fits."""
+    lengths = lengths.long()
+    keep = torch.minimum(_counts(rates, lengths).clamp(min=min_length), lengths)
+    return window(item_seq, lengths, keep)
+
+
+def window(item_seq, lengths, keep):
+    """A random contiguous window of ``keep`` items per row (start uniform in ``[0, n - keep]``),
+    moved to the front: the slide window's sub-sequences and crop's."""
+    lengths = lengths.long()
+    start = torch.floor(torch.rand(lengths.shape, device=item_seq.device) * (lengths - keep + 1)).long()
+    start = torch.minimum(start, lengths - keep)
+    pos = _positions(item_seq)
+    out = item_seq.gather(1, (start.unsqueeze(1) + pos).clamp(max=item_seq.size(1) - 1))
+    out = out.masked_fill(pos >= keep.unsqueeze(1), 0)
+    return out, keep, _unmasked(item_seq)
+
+
+def _choose(item_seq, lengths, count, candidates=None):
+    """``count`` distinct random positions per row among the first ``candidates`` (default: all real ones)."""
+    candidates = lengths.long() if candidates is None else candidates
+    pos = _positions(item_seq)
+    keys = torch.rand(item_seq.shape, device=item_seq.device).masked_fill(pos >= candidates.unsqueeze(1), 2.0)
+    return keys.argsort(dim=1).argsort(dim=1) < count.unsqueeze(1)
+
+
+def mask(item_seq, lengths, rates, read=None):
+    """CoSeRec's mask: ``floor(r * m)`` distinct random items of the first ``m`` (``read``, default
+    all ``n``: the items a model reads) carry the mask token."""
+    read = lengths.long() if read is None else read.long()
+    return item_seq, lengths.long(), _choose(item_seq, lengths, _counts(rates, read), read)
+
+
+def insert(item_seq, lengths, rates, new_items):
+    """Insertion: before each of ``max(floor(r * n), 1)`` random items, the item ``new_items``
+    gives at that position (``(N, W)``: its most similar item, or a random one). Rows that outgrow
+    the width keep their most recent items."""
+    lengths = lengths.long()
+    chosen = _choose(item_seq, lengths, _counts(rates, lengths, minimum=1))
+    shift = chosen.long().cumsum(dim=1)
+    width = item_seq.size(1)
+    pos = _positions(item_seq)
+    real = pos < lengths.unsqueeze(1)
+    grown = item_seq.new_zeros(item_seq.size(0), 2 * width + 1)  # the last column takes padding writes
+    spill = 2 * width
+    grown.scatter_(1, torch.where(real, pos + shift, spill), item_seq)
+    grown.scatter_(1, torch.where(real & chosen, pos + shift - 1, spill), new_items)
+    total = lengths + chosen.sum(dim=1)
+    drop = (total - width).clamp(min=0)
+    out = grown.gather(1, pos + drop.unsqueeze(1)).masked_fill(pos >= (total - drop).unsqueeze(1), 0)
+    return out, total - drop, _unmasked(item_seq)
+
+
+def random_items(item_seq, n_items):
+    """A uniformly random real item id (1 .. n_items - 1) for every slot of ``item_seq``."""
+    return torch.randint(1, n_items, item_seq.shape, device=item_seq.device)
+
+
+def pick_per_row(choice, results):
+    """Row ``i`` of the ``choice[i]``-th operator result ``(ids, lengths, masked)``."""
+    ids = torch.stack([r[0] for r in results])
+    lens = torch.stack([r[1] for r in results])
+    masks = torch.stack([r[2] for r in results])
+    rows = torch.arange(choice.numel(), device=choice.device)
+    return ids[choice, rows], lens[choice, rows], masks[choice, rows]
+
+
+def info_nce(z1, z2, temperature, similarity="dot"):
+    """CL4SRec's contrastive loss (NT-Xent) of two views ``(B, D)`` of a batch: each of the ``2B``
+    representations against its other view, with the other ``2B - 2`` as negatives; mean over
+    the ``2B`` anchors. ``similarity``: ``dot`` or ``cos``."""
+    z = torch.cat([z1, z2])
+    if similarity == "cos":
+        z = torch.nn.functional.normalize(z, dim=-1)
+    logits = (z @ z.t()) / temperature
+    n = z1.size(0)
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    labels = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return torch.nn.functional.cross_entropy(logits, labels)

@@ -31,9 +31,13 @@ from recbole.utils import InputType
 
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, drop_last_items, training_sequences
 from recbole_basrec.model import augmentation as aug
+from recbole_basrec.model import methods
 
 # Resampling rounds for sequence-mode negatives that hit the user's own items.
 _NEGATIVE_ROUNDS = 3
+#: Keys of the comparison methods (``model/methods.py``), kept as attributes of the same name.
+_METHOD_KEYS = ("aug_views", "aug_weight", "crop_rate", "mask_rate", "reorder_rate", "substitute_rate", "insert_rate",
+                "slide_window_length", "cl_weight", "cl_temperature", "cl_similarity", "cl_operators")
 #: Length groups of a trimmed encode, as fractions of the full width: each group is encoded at
 #: its longest member's length. Finer groups skip more padding and cost a few more, smaller calls.
 GROUP_WIDTHS = (1 / 16, 1 / 8, 3 / 16, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
@@ -170,7 +174,11 @@ class BASRec:
         uniform_mask_dropout(self)
         self.loss_type = loss_type
         self.train_mode = config["train_mode"]
-        self.basrec = config["basrec"]
+        #: The training augmentation (``augmentation``; ``basrec: False`` means ``none``).
+        self.augmentation = config["augmentation"] if config["basrec"] else "none"
+        self.basrec = self.augmentation == "basrec"
+        for key in _METHOD_KEYS:
+            setattr(self, key, config[key])
         self.n_pairs = config["n_pairs"]
         self.n_whole_level = config["n_whole_level"]
         self.beta = float(config["beta"])
@@ -193,7 +201,7 @@ class BASRec:
                 f"position) would leak targets: set filter_causal=True or train_mode=prefix."
             )
         neighbours = torch.zeros(self.n_items, dtype=torch.long)
-        if self.basrec and self.n_pairs > 0:
+        if (self.basrec and self.n_pairs > 0) or self.augmentation in methods.NEEDS_NEIGHBOURS:
             neighbours = self._build_neighbours(config, dataset)
         # Not persistent: checkpoints stay loadable by the plain backbone and vice versa.
         self.register_buffer("substitute_table", neighbours, persistent=False)
@@ -298,11 +306,54 @@ class BASRec:
         pos_emb = self._item_vectors(targets[rows, cols])
         neg_emb = None if negatives is None else self._item_vectors(negatives[rows, cols])
         rec = self._loss(hidden, pos_emb, neg_emb)
-        if not augmenting:
+        method = self.augmentation if self.augment else "none"
+        if method == "none":
             return rec
+        if method == "cl4srec":
+            return rec, self.cl_weight * methods.cl4srec_loss(self, item_seq, item_seq_len)
+        if method in methods.HEURISTIC:
+            last = targets[:, -1] if self.train_mode == "prefix" else interaction[TARGET_LIST_FIELD].gather(
+                1, (item_seq_len.long() - 1).unsqueeze(1)).squeeze(1)
+            return rec, self.aug_weight * methods.heuristic_loss(self, method, item_seq, item_seq_len, last)
         ssa = self._ssa_loss(item_seq, seq, item_seq_len, item_emb, (rows, cols), pos_emb, neg_emb)
         csa = self._csa_loss(slots, targets, negatives, (rows, cols), pos_emb, neg_emb)
         return self.rec_weight * rec, self.aml_weight * ssa, self.wml_weight * csa
+
+    def loss_terms(self):
+        """Names of what :meth:`calculate_loss` returns while augmenting, in order."""
+        return methods.LOSS_TERMS[self.augmentation if self.augment else "none"]
+
+    def _masked_input(self, ids, lengths, masked):
+        """Model-layout ids and their input embeddings, zero where ``masked`` (the mask token)."""
+        seq = self._layout(ids, lengths)
+        emb = self.item_embedding(seq)
+        if masked is not None:
+            emb = emb * ~self._layout(masked, lengths).unsqueeze(-1)
+        return seq, emb
+
+    def sequence_loss(self, item_seq, item_seq_len, targets, masked=None):
+        """The recommendation loss of right-padded inputs ``item_seq`` against right-padded
+        next-item ``targets`` (0: none): at every target (``train_mode: sequence``) or at the
+        last input (``prefix``), with fresh negatives; ``masked`` inputs read the mask token."""
+        seq, emb = self._masked_input(item_seq, item_seq_len, masked)
+        slots = self._slots(self._encode(seq, emb, item_seq_len), item_seq_len)
+        if self.train_mode == "prefix":
+            targets = targets.gather(1, (item_seq_len.long() - 1).unsqueeze(1))
+        negatives = None
+        if self.loss_type != "CE":
+            negatives = self._sample_negatives(item_seq, targets).masked_fill(targets == 0, 0)
+        if self.train_mode != "prefix":
+            targets = self._layout(targets, item_seq_len)
+            negatives = None if negatives is None else self._layout(negatives, item_seq_len)
+        rows, cols = (targets > 0).nonzero(as_tuple=True)
+        neg_emb = None if negatives is None else self._item_vectors(negatives[rows, cols])
+        return self._loss(slots[rows, cols], self._item_vectors(targets[rows, cols]), neg_emb)
+
+    def sequence_representation(self, item_seq, item_seq_len, masked=None):
+        """The backbone's representation ``(B, D)`` of right-padded sequences: the output at the
+        last item (what ``forward`` returns), ``masked`` inputs reading the mask token."""
+        seq, emb = self._masked_input(item_seq, item_seq_len, masked)
+        return self._last(self._encode(seq, emb, item_seq_len), item_seq_len)
 
     def _targets(self, interaction, item_seq, item_seq_len):
         """Targets, negatives (or None) and validity mask, each ``(B, T)`` in the model's layout.

@@ -4,9 +4,10 @@
    ``stage1_epochs`` epochs with its own early stopping (``stage1_stopping_step``) under the first
    seed, its best-validation weights kept; or ``pretrained_path``, only scored; or, with
    ``stage1_epochs: 0``, nothing (both arms start from the same random weights of each seed).
-2. for every seed, two arms from those weights, with the same budget (``epochs``,
+2. for every seed, one arm per method from those weights, with the same budget (``epochs``,
    ``stopping_step``, ``valid_start_epoch``), the same data order and the same seed:
-   **plain** (training continued, ``basrec: False``) and **basrec** (BASRec's stage 2).
+   **plain** (training continued, ``augmentation: none``) and each of ``--methods`` (default
+   **basrec**, BASRec's stage 2; also the heuristic baselines and CL4SRec, ``model/methods.py``).
 3. each arm's best-validation model is tested once; one table gives, per arm, the mean and
    standard deviation over seeds of every validation and test metric, BASRec's relative gain and
    the seeds it wins; a JSON record holds the settings, where each came from, the versions, the
@@ -27,8 +28,10 @@ from recbole_basrec import distributed
 from recbole_basrec.quick_start.record import environment, read_json, write_json
 from recbole_basrec.trainer.trainer import another_process_alive
 
-#: The arms, in the order each seed runs them.
+#: The arms of the default comparison, in the order each seed runs them: plain training and BASRec.
 ARMS = ("plain", "basrec")
+#: ``--methods`` defaults to BASRec alone.
+DEFAULT_METHODS = ("basrec",)
 DEFAULT_SEEDS = (2020, 2021, 2022)
 
 
@@ -115,30 +118,42 @@ def _metric_names(records):
     return names
 
 
+def arms_of(methods):
+    """The arms of a comparison of ``methods``: plain training first, then each method."""
+    return ("plain", *methods)
+
+
 def summarize(record):
-    """The comparison's numbers over seeds: ``{"seeds", "metrics", "valid"/"test": {metric:
-    {"plain": (mean, std), "basrec": (mean, std), "gain": relative gain of the means (None where
-    plain's mean is 0)}}, "wins": {metric: seeds where BASRec's test value is above plain's}}``.
-    The standard deviation is the sample's (n - 1); 0.0 for one seed."""
+    """The comparison's numbers over seeds: ``{"seeds", "methods", "metrics", "valid"/"test":
+    {metric: {arm: (mean, std) for plain and every method, "gain": {method: relative gain of its
+    mean over plain's (None where plain's mean is 0)}}}, "wins": {method: {metric: seeds where its
+    test value is above plain's}}}``. A method is summarized over the seeds where it and plain
+    both finished; the standard deviation is the sample's (n - 1), 0.0 for one seed."""
     runs = record["runs"]
-    seeds = [s for s in record["seeds"] if all(f"{arm}-{s}" in runs for arm in ARMS)]
+    methods = list(record.get("methods") or DEFAULT_METHODS)
+    arms = arms_of(methods)
+    seeds_of = {arm: [s for s in record["seeds"] if f"{arm}-{s}" in runs and f"plain-{s}" in runs] for arm in arms}
+    seeds = [s for s in record["seeds"] if any(s in seeds_of[m] for m in methods)]
     if not seeds:
-        raise CompareError("no seed has finished both arms yet")
-    metrics = _metric_names([runs[f"{arm}-{s}"] for s in seeds for arm in ARMS])
-    out = {"seeds": seeds, "metrics": metrics, "wins": {}}
+        raise CompareError("no seed has finished plain training and a method yet")
+    metrics = _metric_names([runs[f"{arm}-{s}"] for arm in arms for s in seeds_of[arm]])
+    out = {"seeds": seeds, "methods": methods, "seeds_by_arm": seeds_of, "metrics": metrics, "wins": {}}
     for split in ("valid", "test"):
         out[split] = {}
         for metric in metrics:
-            row = {}
-            for arm in ARMS:
-                values = [float(runs[f"{arm}-{s}"][split][metric]) for s in seeds]
+            row = {"gain": {}}
+            for arm in arms:
+                values = [float(runs[f"{arm}-{s}"][split][metric]) for s in seeds_of[arm]]
                 row[arm] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
-            base = row["plain"][0]
-            row["gain"] = (row["basrec"][0] - base) / base if base else None
+            for method in methods:
+                base = statistics.fmean(float(runs[f"plain-{s}"][split][metric]) for s in seeds_of[method])
+                row["gain"][method] = (row[method][0] - base) / base if base else None
             out[split][metric] = row
-    for metric in metrics:
-        out["wins"][metric] = sum(runs[f"basrec-{s}"]["test"][metric] > runs[f"plain-{s}"]["test"][metric]
-                                  for s in seeds)
+    for method in methods:
+        out["wins"][method] = {
+            metric: sum(runs[f"{method}-{s}"]["test"][metric] > runs[f"plain-{s}"]["test"][metric]
+                        for s in seeds_of[method])
+            for metric in metrics}
     return out
 
 
@@ -147,21 +162,59 @@ def _num(value):
     return text[1:] if text.startswith("0.") else text
 
 
-def format_table(summary):
-    """The summary as a text table: a row per metric; valid and test, mean +- std per arm, gain, wins."""
-    n = len(summary["seeds"])
-    head = ["metric", "valid plain", "valid BASRec", "gain", "test plain", "test BASRec", "gain", f"wins/{n}"]
+def _gain(value):
+    return "n/a" if value is None else f"{value * 100:+.1f}%"
+
+
+def format_table(summary, valid_metric="ndcg@10"):
+    """The summary as a text table. One method: a row per metric; valid and test, mean +- std per
+    arm, gain, wins. Several: a row per arm; ``valid_metric`` on validation, every metric on test,
+    then each method's gains over plain (valid and test ``valid_metric``) and test wins."""
+    from recbole_basrec.model.methods import LABELS
+
+    methods = summary["methods"]
+    if len(methods) > 1:
+        return _arm_table(summary, valid_metric)
+    method = methods[0]
+    n = len(summary["seeds_by_arm"][method])
+    label = LABELS[method]
+    head = ["metric", "valid plain", f"valid {label}", "gain", "test plain", f"test {label}", "gain", f"wins/{n}"]
     rows = []
     for metric in summary["metrics"]:
         cells = [metric]
         for split in ("valid", "test"):
             row = summary[split][metric]
-            cells += [f"{_num(row[arm][0])} ± {_num(row[arm][1])}" for arm in ARMS]
-            cells.append("n/a" if row["gain"] is None else f"{row['gain'] * 100:+.1f}%")
-        cells.append(str(summary["wins"][metric]))
+            cells += [f"{_num(row[arm][0])} ± {_num(row[arm][1])}" for arm in ("plain", method)]
+            cells.append(_gain(row["gain"][method]))
+        cells.append(str(summary["wins"][method][metric]))
         rows.append(cells)
+    return _aligned(head, rows)
+
+
+def _arm_table(summary, metric):
+    from recbole_basrec.model.methods import LABELS
+
+    metric = metric if metric in summary["metrics"] else summary["metrics"][0]
+    head = ["method", "seeds", f"valid {metric}", *(f"test {m}" for m in summary["metrics"]),
+            "gain valid", "gain test", "wins"]
+    rows = []
+    for arm in arms_of(summary["methods"]):
+        seeds = summary["seeds_by_arm"][arm]
+        cells = [LABELS["none" if arm == "plain" else arm], str(len(seeds))]
+        cells.append("{} ± {}".format(*map(_num, summary["valid"][metric][arm])))
+        cells += ["{} ± {}".format(*map(_num, summary["test"][m][arm])) for m in summary["metrics"]]
+        if arm == "plain":
+            cells += ["", "", ""]
+        else:
+            cells += [_gain(summary["valid"][metric]["gain"][arm]), _gain(summary["test"][metric]["gain"][arm]),
+                      f"{summary['wins'][arm][metric]}/{len(seeds)}"]
+        rows.append(cells)
+    return _aligned(head, rows)
+
+
+def _aligned(head, rows):
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    line = lambda cells: " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    line = lambda cells: " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(head), "-+-".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
@@ -220,7 +273,7 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
 
     from recbole_basrec.quick_start import build
 
-    pipe = build(model, dataset, config_file_list, config_dict, data=data)
+    pipe = build(model, dataset, config_file_list, config_dict, data=data, check_effects=False)  # checked for all arms
     config, trainer = pipe.config, pipe.trainer
     pipe.train_data.generator.manual_seed(seed)  # every phase of a seed sees the same batches in the same order
     trainer.progress_sink = lambda line: say(f"[{name}] {line}")
@@ -244,6 +297,7 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
         "model": config["model"],
         "seed": seed,
         "basrec": bool(config["basrec"]),
+        "augmentation": config["augmentation"] if config["basrec"] else "none",
         "epochs_run": len(trainer.epoch_losses),
         "best_epoch": curve[best]["epoch"] if best is not None else None,
         "valid_metric": metric,
@@ -262,8 +316,10 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
 
 
 def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_file_list=None, config_dict=None,
-                out=None, say=print, command=None, layer=None, stage1_config=None, run_dir=None, arms=ARMS):
-    """Stage 1 once, then plain and BASRec from it for every seed; print the table, write the record.
+                out=None, say=print, command=None, layer=None, stage1_config=None, run_dir=None, arms=None,
+                methods=DEFAULT_METHODS):
+    """Stage 1 once, then plain training and each method from it for every seed; print the table,
+    write the record.
 
     Args:
         model, dataset, config_file_list, config_dict: as for :func:`run_recbole_basrec`; the
@@ -276,8 +332,11 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         stage1_config: settings for stage 1 only, over all others (e.g. its own dropout).
         run_dir: the run's folder (default ``<checkpoint_dir>/compare-<model>-<dataset>-<digest of
             the settings>``); a folder holding a comparison with other settings is refused.
-        arms: the arms this process trains. Another process may train the others into the same
-            folder meanwhile; whichever finishes last writes the record.
+        methods: the augmentation methods compared with plain training (values of
+            ``augmentation``: basrec, ran, ran_s, slide_window, cmr, cmrsi, cl4srec).
+        arms: the arms this process trains (default: plain and every method). Another process
+            may train the others into the same folder meanwhile; whichever finishes last writes
+            the record.
 
     Returns:
         dict: the record (``summary`` holds the table's numbers, ``json_path`` where it was
@@ -291,12 +350,22 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise CompareError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct seeds")
-    if not arms or set(arms) - set(ARMS):
-        raise CompareError(f"arms {list(arms)}: choose among {list(ARMS)}")
+    from recbole_basrec.model.methods import LABELS, METHODS
+
+    methods = list(methods or DEFAULT_METHODS)
+    unknown = [m for m in methods if m not in METHODS or m == "none"]
+    if unknown or len(set(methods)) != len(methods):
+        raise CompareError(f"--methods {' '.join(methods)}: give distinct methods among "
+                           f"{', '.join(m for m in METHODS if m != 'none')} (plain training is always compared)")
+    all_arms = arms_of(methods)
+    arms = all_arms if arms is None else tuple(arms)
+    if not arms or set(arms) - set(all_arms):
+        raise CompareError(f"arms {list(arms)}: choose among {list(all_arms)}")
     given = dict(config_dict or {})
-    for key in ("basrec", "seed"):
+    for key in ("basrec", "augmentation", "seed"):
         if key in given:
-            raise CompareError(f"compare sets {key} itself (both arms, every seed of --seeds); drop --{key}")
+            raise CompareError(f"compare sets {key} itself (every arm, every seed of --seeds); drop --{key}"
+                               + (" and name the methods with --methods" if key != "seed" else ""))
     label, below = layer or ("", {})
     settings = {**below, **given}
     stage1_config = dict(stage1_config or {})
@@ -304,7 +373,13 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     if not is_basrec(model_name):
         raise CompareError(f"compare trains BASRec against plain training: give a backbone (e.g. --model=SASRec), "
                            f"not {model}")
-    final = build_config(model_name, dataset, config_file_list, settings).final_config_dict  # checks every input
+    from recbole_basrec.config.configurator import effect_checks_off, without_effect
+
+    with effect_checks_off():  # a key needs an effect in one arm, not under the default augmentation
+        config = build_config(model_name, dataset, config_file_list, settings)  # checks every other input
+    final = config.final_config_dict
+    for key, fix in without_effect(model_name, final, set(config.external_config_dict), methods=["none", *methods]):
+        raise CompareError(f"{key} has no effect in any arm of this comparison: {fix}")
     main = final["single_spec"] or distributed.is_main()  # several processes: global rank 0 writes and speaks
     backbone = backbone_of(model_name)
     layers = setting_layers(model_name, dataset, config_file_list, given)
@@ -332,7 +407,8 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         done = read_json(done_file, missing={}) if main else None
         return done if final["single_spec"] else distributed.broadcast_object(done)
 
-    tell(f"[compare] {backbone} on {dataset}: plain training against BASRec, seeds {' '.join(map(str, seeds))}; "
+    names = ", ".join(LABELS[m] for m in methods)
+    tell(f"[compare] {backbone} on {dataset}: plain training against {names}, seeds {' '.join(map(str, seeds))}; "
          f"run folder {run_dir} (the same command resumes it)")
     for line in describe_changes(changes, _short(preset) if preset else None):
         tell(f"[compare] {line}")
@@ -386,21 +462,21 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         stage1, start_from = None, None
     metric = final["valid_metric"].lower()
     done = finished()
-    to_train = [f"{arm}-{s}" for s in seeds for arm in ARMS if arm in arms and f"{arm}-{s}" not in done]
+    to_train = [f"{arm}-{s}" for s in seeds for arm in all_arms if arm in arms and f"{arm}-{s}" not in done]
     if stage1 and not pretrained and to_train and not os.path.isfile(start_from):
         raise CompareError(f"stage 1 in {run_dir} is finished but its checkpoint {start_from} is missing: restore "
                            "that file, or remove 'stage1' from phases.json to train stage 1 again")
     for seed in seeds:
-        for arm in (a for a in ARMS if a in arms):
+        for arm in (a for a in all_arms if a in arms):
             name = f"{arm}-{seed}"
-            tell(f"[compare] {name}: {'BASRec' if arm == 'basrec' else 'plain training'}"
+            tell(f"[compare] {name}: {'plain training' if arm == 'plain' else LABELS[arm]}"
                  f"{' from stage 1' if start_from else ''}, up to {final['epochs']} epochs, seed {seed}")
-            result = phase(name, {"basrec": arm == "basrec", "stage1_epochs": 0, "pretrained_path": start_from,
-                                  "seed": seed}, seed)
+            result = phase(name, {"basrec": arm != "plain", "augmentation": "none" if arm == "plain" else arm,
+                                  "stage1_epochs": 0, "pretrained_path": start_from, "seed": seed}, seed)
             tell(f"[compare] {name}: valid {metric} {result['valid'].get(metric, math.nan):.4f}, "
                  f"test ndcg@10 {result['test'].get('ndcg@10', math.nan):.4f}")
     done = finished()
-    missing = [f"{arm}-{s}" for s in seeds for arm in ARMS if f"{arm}-{s}" not in done]
+    missing = [f"{arm}-{s}" for s in seeds for arm in all_arms if f"{arm}-{s}" not in done]
     if missing:
         tell(f"[compare] {', '.join(missing)} not finished: the process running them writes the record")
         return None
@@ -412,11 +488,12 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         "protocol": (
             "stage 1 = " + (f"the given checkpoint {pretrained}" if pretrained else
                             f"plain training, early-stopped on validation, seed {stage1['seed']}" if stage1 else "none")
-            + "; from it, per seed, (a) plain training continued and (b) BASRec, same budget, early stopping, "
+            + f"; from it, per seed, plain training continued and {names}, same budget, early stopping, "
               "data order and seed; each arm's best-validation model tested once; full ranking, "
             + ("history masked" if final["eval_mask_history"] else "history not masked")
         ),
         "history_masked": bool(final["eval_mask_history"]),
+        "methods": methods,
         "preset": _short(preset) if preset else None,
         "changed_settings": changes,
         "stage1_config": stage1_config,
@@ -424,17 +501,17 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         "data": next((r["data"] for r in done.values() if "data" in r), None),
         "environment": environment(command),
         "stage1": stage1,
-        "runs": {f"{arm}-{s}": done[f"{arm}-{s}"] for s in seeds for arm in ARMS},
+        "runs": {f"{arm}-{s}": done[f"{arm}-{s}"] for s in seeds for arm in all_arms},
     }
     record["summary"] = summarize(record)
-    record["table"] = format_table(record["summary"])
+    record["table"] = format_table(record["summary"], metric)
     json_path = out or os.path.join(run_dir, "compare.json")
     if main:
         write_json(record, json_path, digits=None)
     record["json_path"] = json_path
     n = len(record["summary"]["seeds"])
     tell(f"[compare] {backbone} on {dataset}, {n} seed{'s' * (n > 1)} ({' '.join(map(str, seeds))}): "
-         f"mean ± std; gain = BASRec's mean over plain's; wins = seeds where BASRec's test value is higher; "
+         f"mean ± std; gain = a method's mean over plain's; wins = seeds where its test value is higher; "
          f"full ranking, {'history masked' if record['history_masked'] else 'history not masked'}")
     for line in record["table"].splitlines():
         tell(line)

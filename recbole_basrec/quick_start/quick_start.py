@@ -1,4 +1,5 @@
 """RecBole-style entry points: one call builds, trains, validates and tests a model."""
+import contextlib
 import dataclasses
 import logging
 import os
@@ -12,7 +13,7 @@ from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolv
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
-from recbole_basrec.trainer.trainer import load_checkpoint, remove_stale_temporaries
+from recbole_basrec.trainer.trainer import DiskFull, load_checkpoint, remove_stale_temporaries
 
 
 class Interrupted(Exception):
@@ -73,12 +74,18 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
             f"'{resume_file}' was trained with other settings than given now: {shown}; "
             f"drop them to resume, or start a new run without --resume."
         )
+    # Where and on what it ran is the user's again: the GPU keys only if they set them then or now,
+    # and the run's files where its -last.pth is now (a moved folder stays whole).
+    for key in ("gpu_id", "use_gpu"):
+        if key not in snapshot.get("user_keys", ()):
+            settings.pop(key, None)
+    settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(resume_file))
     settings.update({k: v for k, v in requested.items() if k not in ("model", "dataset")})
     return saved_model, saved_dataset, settings
 
 
 def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, data=None,
-          trainer=True):
+          trainer=True, check_effects=True):
     """Config, data, model and trainer of one run, seeded, before any training, as RecBole's
     ``run_recbole`` builds them. Every input is checked before RecBole logs anything.
 
@@ -101,7 +108,11 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
     if resume_file:
         model, dataset, config_dict = resume_settings(resume_file, model, dataset, config_file_list, config_dict)
         config_file_list = None
-    config = build_config(model, dataset, config_file_list, config_dict)
+    from recbole_basrec.config.configurator import effect_checks_off
+
+    # A resumed run's and a checkpoint's settings hold every key; their effect was checked at the start.
+    with effect_checks_off() if resume_file or not check_effects else contextlib.nullcontext():
+        config = build_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     quiet_console()
@@ -184,6 +195,9 @@ def run_recbole_basrec(
         )
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {saved_files(trainer)}") from None
+    except DiskFull as full:
+        raise DiskFull(f"{full}; the last complete checkpoints are kept ({saved_files(trainer)} "
+                       "--checkpoint_dir=<a folder with space>)") from None
     test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
@@ -214,7 +228,7 @@ def load_data_and_model(model_file, config_file_list=None, config_dict=None):
         raise ValueError(f"Checkpoint '{model_file}' was not saved by recbole-basrec (it holds no configuration of ours).")
     model_name, dataset_name, settings = settings_of(checkpoint["config"])
     settings.update(config_dict or {})
-    pipeline = build(model_name, dataset_name, config_file_list, settings, trainer=False)
+    pipeline = build(model_name, dataset_name, config_file_list, settings, trainer=False, check_effects=False)
     pipeline.model.load_state_dict(checkpoint["state_dict"])
     return (pipeline.config, pipeline.model, pipeline.dataset, pipeline.train_data, pipeline.valid_data,
             pipeline.test_data)

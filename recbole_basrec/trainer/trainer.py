@@ -9,7 +9,9 @@ the target, as the paper's protocol does; RecBole excludes nothing for sequentia
 Checkpoints hold tensors and plain Python values only and are always read with
 ``torch.load(..., weights_only=True)`` (RecBole's own pickle their ``Config``).
 """
+import errno
 import os
+import shutil
 import time
 import warnings
 from collections import OrderedDict
@@ -55,15 +57,53 @@ def keep_freed_memory():
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
-def save_atomically(state, path):
-    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it:
-    a kill during the write never leaves a truncated checkpoint."""
+class DiskFull(OSError):
+    """A checkpoint did not fit on its disk; the message names the folder and the space needed."""
+
+
+def _tensor_bytes(value):
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
+def save_atomically(state, path, write=None):
+    """``torch.save`` (or ``write(file)``) to a temporary file beside ``path``, flushed to disk,
+    then renamed over it: a kill during the write never leaves a truncated checkpoint, and a
+    full disk leaves no partial file (:class:`DiskFull`, naming the folder and the space needed)."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            (write or (lambda out: torch.save(state, out)))(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shutil.disk_usage(folder).free
+        needed = _tensor_bytes(state) if write is None else os.path.getsize(getattr(write, "source", path))
+        raise DiskFull(f"no space left in {folder} for {os.path.basename(path)} (about {needed / 2**20:.1f} MiB "
+                       f"needed, {free / 2**20:.1f} MiB free)") from None
+
+
+def copy_atomically(source, path):
+    """Copy ``source`` to ``path`` the way :func:`save_atomically` writes."""
+    def write(out):
+        with open(source, "rb") as f:
+            shutil.copyfileobj(f, out)
+
+    write.source = source
+    save_atomically(None, path, write)
 
 
 def another_process_alive(pid):
@@ -129,6 +169,10 @@ class BASRecTrainer(Trainer):
     def __init__(self, config, model):
         _refuse_compiled(model)
         super().__init__(config, model)
+        # RecBole names checkpoints to the second: two runs started together in one folder would
+        # share files. The process id (rank 0's under DDP) makes the name this run's own.
+        token = os.getpid() if config["single_spec"] else distributed.broadcast_object(os.getpid())
+        self.saved_model_file = self.saved_model_file[: -len(".pth")] + f"-{token}.pth"
         self._eval_rows = None  # rows of the evaluation being gathered across ranks (DDP)
         if not config["single_spec"]:
             distributed.prepare_trainer(self)
@@ -250,6 +294,13 @@ class BASRecTrainer(Trainer):
         beside = best and os.path.join(os.path.dirname(resume_file), os.path.basename(best))
         if best and not os.path.exists(best) and os.path.exists(beside):
             best = beside  # the run's folder was moved or copied since: its best model moved with it
+        folder = os.path.abspath(self.config["checkpoint_dir"])
+        if best and os.path.abspath(os.path.dirname(best)) != folder:
+            # resumed into another checkpoint_dir: the run goes on there, its best model so far with it
+            moved = os.path.join(folder, os.path.basename(best))
+            if os.path.isfile(best) and (self.config["single_spec"] or distributed.is_main()):
+                copy_atomically(best, moved)
+            best = moved
         self.saved_model_file = best or resume_file
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
@@ -429,7 +480,7 @@ class BASRecTrainer(Trainer):
             saved = distributed.broadcast_object(saved)  # rank 0 wrote it
         if valid_data and saved:
             self.load_weights(self.saved_model_file)
-        what = "BASRec" if self.model.basrec else "plain training continued (basrec=False: the same budget as BASRec)"
+        what = self._stage2_what()
         self.progress_sink(f"Stage 2: {what}, from stage 1's best weights {self.saved_model_file}, for up to "
                            f"{stage2_epochs} epochs with a fresh optimizer")
         done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
@@ -440,6 +491,17 @@ class BASRecTrainer(Trainer):
         self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
         self.best_valid_result = None
         self.optimizer = self._build_optimizer()
+
+    def _stage2_what(self):
+        from recbole_basrec.model.methods import LABELS
+
+        method = self.model.augmentation
+        if method == "none":
+            return "plain training continued (augmentation none: the same budget as the augmented run)"
+        if method == "basrec":
+            return "BASRec"
+        return (f"{LABELS[method]} (its paper trains in one stage from random weights: stage1_epochs=0 "
+                "does that)")
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._epoch = epoch_idx  # for the validation history (fit validates after training)
@@ -480,7 +542,8 @@ class BASRecTrainer(Trainer):
     def loss_terms(self, epoch):
         """``{"rec", "ssa", "csa"}`` (a BASRec epoch) or ``{"loss"}``: that epoch's mean per batch."""
         losses = self.epoch_losses.get(epoch, ())
-        return dict(zip(("rec", "ssa", "csa") if len(losses) == 3 else ("loss",), losses))
+        names = self.model.loss_terms() if len(losses) > 1 and hasattr(self.model, "loss_terms") else ("loss",)
+        return dict(zip(names, losses))
 
     def progress_line(self, epoch, score=None):
         """``stage 2 epoch 12/199: rec 0.1800 ssa 1.9000 csa 2.2000, valid ndcg@10 0.0412 (best 0.0420),
@@ -543,11 +606,11 @@ class BASRecTrainer(Trainer):
                 metric.decimal_place = place
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
-        if not isinstance(losses, tuple) or len(losses) != 3:
+        if not isinstance(losses, tuple) or len(losses) < 2 or not hasattr(self.model, "loss_terms"):
             return super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
         places = self.config["loss_decimal_place"] or 4
         parts = ", ".join(
-            f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in zip(("rec", "ssa", "csa"), losses)
+            f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in zip(self.model.loss_terms(), losses)
         )
         return (
             set_color(f"epoch {epoch_idx} training", "green")

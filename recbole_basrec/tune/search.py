@@ -224,6 +224,29 @@ def _join_cluster(ray, address, runtime_env):
         ) from None
 
 
+def _check_listed_values(space, config, search_file):
+    """Every value a ``choice`` or ``grid`` line lists for a declared key is one that key takes."""
+    from ray.tune.search.sample import Categorical
+
+    from recbole_basrec.config import schema
+
+    declared = {key.name for key in schema.keys_for(config["model"])}
+    for key, sampler in space.items():
+        if key not in declared:
+            continue
+        if isinstance(sampler, dict) and "grid_search" in sampler:
+            values = sampler["grid_search"]
+        elif isinstance(sampler, Categorical):
+            values = sampler.categories
+        else:
+            continue
+        for value in values:
+            try:
+                schema.check(key, value)
+            except ValueError as error:
+                raise ValueError(f"Search space '{search_file}': {error}") from None
+
+
 def run_search(
     model,
     dataset,
@@ -293,6 +316,7 @@ def run_search(
             hint = closest_key(key, known)
             raise ValueError(f"Search space '{search_file}' tunes unknown key '{key}' for {config['model']}"
                              f"{f'; did you mean {hint}?' if hint else ''}")
+    _check_listed_values(space, config, search_file)
     settings = config.final_config_dict
     trial_dict = dict(user_dict)
     trial_dict["data_path"] = os.path.abspath(config.external_config_dict.get("data_path") or "dataset/")
