@@ -96,7 +96,7 @@ def resolve_dataset(dataset="Beauty", data_file=None, data_path=None, cache_dir=
     if not os.path.isfile(inter) or os.path.getmtime(inter) < os.path.getmtime(src):
         from recbole_basrec.data.convert import convert
 
-        convert(src, cache_dir, name=dataset)
+        convert(src, cache_dir, name=dataset, force=True)  # missing or older than its source
     return dataset, cache_dir
 
 

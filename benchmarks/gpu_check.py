@@ -62,7 +62,7 @@ def data_source(args):
     cache = os.path.join(ROOT, "dataset")
     inter = os.path.join(cache, "Beauty", "Beauty.inter")
     if not os.path.isfile(inter) or os.path.getmtime(inter) < os.path.getmtime(src):
-        convert(src, cache, name="Beauty")
+        convert(src, cache, name="Beauty", force=True)  # missing or older than its source
     return "Beauty", cache, f"Beauty from {src}"
 
 

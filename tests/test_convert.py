@@ -179,3 +179,31 @@ def test_short_users_kept_with_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: 3 user(s) have fewer than 4 items (2 with fewer than 3, i.e. no training item)" in err
     assert "first: user 1 on line 1" in err
+
+
+def test_a_bad_byte_is_named_on_its_own_line_even_deep_in_a_large_file(tmp_path):
+    lines = [f"{u} " + " ".join(str(i) for i in range(1, 40)) for u in range(1, 900)]
+    src = tmp_path / "late.txt"
+    src.write_bytes(("\n".join(lines) + "\n").encode() + b"900 1 \xff 2\n")
+    with pytest.raises(ValueError, match=r"is not UTF-8 text \(line 900\)"):
+        convert(str(src), str(tmp_path / "out"))
+
+
+def test_a_folder_as_source_is_named_a_directory(tmp_path):
+    with pytest.raises(ValueError, match="is a directory; give the text file"):
+        convert(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_an_existing_dataset_is_replaced_only_with_force_and_written_whole(tmp_path, capsys):
+    src = write_src(tmp_path / "d.txt", "1 2 3 4 5\n2 3 4 5 6\n")
+    convert(src, str(tmp_path), name="d")
+    target = tmp_path / "d" / "d.inter"
+    before = target.read_text()
+    other = write_src(tmp_path / "e.txt", "1 7 8 9 10\n")
+    with pytest.raises(ValueError, match=r"d.inter exists; give --force to replace it"):
+        convert(other, str(tmp_path), name="d")
+    assert target.read_text() == before
+    assert main([other, str(tmp_path), "--name", "d"]) == 2 and "--force" in capsys.readouterr().err
+    assert main([other, str(tmp_path), "--name", "d", "--force"]) == 0
+    assert target.read_text() != before and "\t7\t" in target.read_text()
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["d.inter"]  # no temporary left

@@ -76,6 +76,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     _write(f"{data}/bom/bom.inter", ("\ufeff" + header + rows).encode("utf-8"), "wb")
     _write(f"{data}/binary/binary.inter", bytes(range(256)) * 8, "wb")
     _write(f"{data}/nantime/nantime.inter", header + rows + "1\t7\t\n")
+    lines = rows.splitlines(keepends=True)
+    _write(f"{data}/wide/wide.inter", header + "".join(lines[:5]) + "3\t4\t5\t6\n" + "".join(lines[5:]) + "\n7\t8\n")
     _write(f"{data}/nouser/nouser.inter", "member:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
     bad_yaml = _write(str(tmp / "bad.yaml"), "epochs: [1\n")
     typo_yaml = _write(str(tmp / "typo.yaml"), "n_pair: 2\n")
@@ -135,6 +137,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "gpu-id-not-a-number": run("--gpu_id=abc"),
         "malformed-header": on("nohdr"),
         "no-user-column": on("nouser"),
+        "row-widths": on("wide"),
         "two-interactions": on("two"),
         "text-timestamps": on("dates"),
         "empty-file": on("empty"),
@@ -220,6 +223,11 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "resume-changed-setting": [f"--resume={last}", "--n_pairs=3", "--beta=0.5"],
         "resume-other-model": [f"--resume={last}", "--model=GRU4Rec"],
         "resume-missing": ["--resume=/no/such-last.pth"],
+        "resume-a-folder": [f"--resume={tmp}"],
+        "pretrained-a-folder": run(f"--pretrained_path={tmp}"),
+        "config-a-folder": run(f"--config_files={tmp}"),
+        "empty-value": run("--checkpoint_dir="),
+        "unquoted-metrics": run("--metrics=[Foo]"),
     }
 
 

@@ -24,9 +24,21 @@ def parse_overrides(arguments):
         if key in raw:
             raise ValueError(f"--{key} is given twice ({raw[key]} and {value}); give it once.")
         raw[key] = value
+        if not value.strip():
+            raise ValueError(f"--{key}= has no value: write --{key}=VALUE (or leave --{key} out for its default)")
         result[key] = parse_value(value)
-        if isinstance(result[key], str) and value.strip()[:1] in "[{" and value.strip()[-1:] in "]}":
+        text = value.strip()
+        if isinstance(result[key], str) and text[0] in "[{" and text[-1] in "]}":
             # RecBole would keep it as one string, which list keys then read character by character.
             raise ValueError(f"--{key}={value} is not a Python literal: quote the names in it, "
-                             f"e.g. --{key}=\"['class']\".")
+                             f"e.g. --{key}=\"{_quoted(text)}\".")
     return result
+
+
+
+def _quoted(text):
+    """``[Hit, NDCG]`` as ``['Hit', 'NDCG']``: the literal the user meant (a dict: the form of one)."""
+    if text[0] == "{":
+        return "{'name': 'value'}"
+    inner = [part.strip().strip("'\"") for part in text[1:-1].split(",") if part.strip()]
+    return "[" + ", ".join(repr(part) for part in inner) + "]"

@@ -368,6 +368,8 @@ def _check_basrec(model, final):
             f"train_mode=prefix (train_mode=sequence: {', '.join((*HANDWRITTEN, *SEQUENCE_MODE))})."
         )
     path = final["pretrained_path"]
+    if path is not None and os.path.isdir(path):
+        raise ValueError(f"pretrained_path '{path}' is a directory; give the checkpoint file in it (ours or the authors').")
     if path is not None and not os.path.isfile(path):
         raise ValueError(f"pretrained_path '{path}' does not exist; point it at a stage-1 checkpoint (ours or the authors').")
 

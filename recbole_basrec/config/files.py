@@ -72,6 +72,8 @@ _Loader.add_implicit_resolver(
 
 def load_yaml(path):
     """A YAML mapping file as a dict; a one-line ValueError naming the file for anything else."""
+    if os.path.isdir(path):
+        raise ValueError(f"Config file '{path}' is a directory; give the YAML file itself to --config_files.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file '{path}' not found; check the path given to --config_files.")
     try:

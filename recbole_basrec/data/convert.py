@@ -38,24 +38,26 @@ def _parse_line(tokens, line_no):
 
 
 def _lines(f, src):
-    """``(line number, line)`` of a text file; a one-line error naming the file if it is not UTF-8 text."""
-    line_no = 0
-    try:
-        for line_no, line in enumerate(f, start=1):
-            if "\x00" in line:
-                raise ValueError(f"{src} is binary, not a text file of 'user_id item_id ...' lines")
-            yield line_no, line
-    except UnicodeDecodeError:
-        raise ValueError(f"{src} is not UTF-8 text (line {line_no + 1}); give a text file of 'user_id item_id ...' lines") from None
+    """``(line number, line)`` of a file opened in binary mode, each line decoded on its own so
+    that an error names its line; a one-line error naming the file if it is not UTF-8 text."""
+    for line_no, raw in enumerate(f, start=1):
+        if b"\x00" in raw:
+            raise ValueError(f"{src} is binary, not a text file of 'user_id item_id ...' lines")
+        try:
+            yield line_no, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{src} is not UTF-8 text (line {line_no}); give a text file of 'user_id item_id ...' "
+                             "lines") from None
 
 
-def convert(src, dest_dir, name=None):
+def convert(src, dest_dir, name=None, force=False):
     """Convert ``src`` (reference format) into ``dest_dir/name/name.inter``.
 
     Args:
         src (str): path of the ``user item item ...`` text file.
         dest_dir (str): RecBole ``data_path``; the dataset folder is created inside it.
         name (str or None): dataset name; defaults to the stem of ``src`` (``Beauty``).
+        force (bool): replace an existing ``name.inter`` (otherwise refused).
 
     Returns:
         dict: ``{"users", "items", "interactions", "path"}``.
@@ -66,6 +68,8 @@ def convert(src, dest_dir, name=None):
             or a user id given twice.
     """
     src = os.fspath(src)
+    if os.path.isdir(src):
+        raise ValueError(f"{src} is a directory; give the text file of 'user_id item_id ...' lines")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"source file not found: {src}")
     if name is None:
@@ -78,7 +82,10 @@ def convert(src, dest_dir, name=None):
     items = set()
     short_users = []  # (user, line, length) of users too short for an exact reference split
     n_inter = 0
-    with open(src, "r", encoding="utf-8") as f:
+    path = os.path.join(os.fspath(dest_dir), name, f"{name}.inter")
+    if os.path.exists(path) and not force:
+        raise ValueError(f"{path} exists; give --force to replace it (or another DEST_DIR or --name)")
+    with open(src, "rb") as f:
         for line_no, line in _lines(f, src):
             tokens = line.split()
             if not tokens:
@@ -122,10 +129,15 @@ def convert(src, dest_dir, name=None):
         os.makedirs(out_dir, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise ValueError(f"cannot write under {out_dir}: a file is in the way; choose another DEST_DIR") from None
-    path = os.path.join(out_dir, f"{name}.inter")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(rows))
-        f.write("\n")
+    tmp = f"{path}.tmp-{os.getpid()}"  # written whole, then renamed: a reader never sees half a file
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(rows))
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
     stats = {"users": len(first_line_of), "items": len(items), "interactions": n_inter, "path": path}
     print(
@@ -144,9 +156,10 @@ def main(argv=None):
     parser.add_argument("src", help="source text file, one line per user: user_id item_id item_id ...")
     parser.add_argument("dest_dir", help="RecBole data_path; DEST_DIR/NAME/NAME.inter is written")
     parser.add_argument("--name", default=None, help="dataset name (default: the source file's stem)")
+    parser.add_argument("--force", action="store_true", help="replace an existing NAME.inter")
     args = parser.parse_args(argv)
     try:
-        convert(args.src, args.dest_dir, name=args.name)
+        convert(args.src, args.dest_dir, name=args.name, force=args.force)
     except (ValueError, OSError) as err:
         # OSError covers FileNotFoundError and unwritable destinations: a message, not a traceback.
         print(f"error: {err}", file=sys.stderr)

@@ -86,6 +86,32 @@ def check_dataset_files(config):
                 f"Malformed atomic file {inter_file}: no '{config[key]}' column ({key}); sequential "
                 f"recommendation needs user, item and time columns (found: {', '.join(fields) or 'none'})."
             )
+    _check_row_widths(inter_file, config["field_separator"], len(header))
+
+
+def _check_row_widths(path, separator, width):
+    """Refuse rows with more or fewer fields than the header (RecBole's reader drops the extra
+    fields of a longer row and fills a shorter one with missing values, without a word)."""
+    if len(separator) != 1:
+        return
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        return
+    ends = np.flatnonzero(data == ord("\n"))
+    if ends.size == 0 or ends[-1] != data.size - 1:
+        ends = np.append(ends, data.size)  # a last line without a newline
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    seps = np.flatnonzero(data == ord(separator))
+    counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+    lengths = ends - starts
+    carriage = (lengths > 0) & (data[np.minimum(ends - 1, data.size - 1)] == ord("\r"))
+    blank = (lengths - carriage) == 0  # skipped by the reader
+    bad = np.flatnonzero((counts != width - 1) & ~blank)
+    if bad.size:
+        first = int(bad[0])
+        raise ValueError(
+            f"Malformed atomic file {path}: {bad.size} of {int((~blank).sum()) - 1} rows do not have the header's "
+            f"{width} fields (first: line {first + 1} has {int(counts[first]) + 1}); fix or remove those rows.")
 
 
 def training_sequences(split_datasets, n_users):

@@ -141,6 +141,8 @@ def remove_stale_temporaries(folder):
 
 def load_checkpoint(path, device="cpu"):
     """Read a checkpoint with ``weights_only=True``; explain what to do with RecBole's pickled ones."""
+    if os.path.isdir(path):
+        raise ValueError(f"Checkpoint '{path}' is a directory; give a checkpoint file in it.")
     try:
         with warnings.catch_warnings():
             # torch warns about unusual pickle protocols before refusing them: our message says it
