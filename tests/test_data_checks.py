@@ -65,3 +65,14 @@ def test_target_in_history_counts_only_earlier_occurrences():
     users, targets, lengths = np.array([0, 0, 0, 1]), np.array([5, 7, 3, 2]), np.array([2, 3, 1, 1])
     # 5 at position 2 follows 5 at 0 (yes); 7 at 3 (no); 3 at position 1 (no); 2 at 1 follows 2 at 0 (yes)
     assert _target_in_history(full_ptr, items, users, targets, lengths) == 2
+
+
+def test_a_window_longer_than_every_input_is_named_with_the_longest(tiny_config_dict, caplog):
+    from helpers import build_tiny
+
+    build_tiny(tiny_config_dict, MAX_ITEM_LIST_LENGTH=20)
+    # the tiny users have at most 16 interactions: 14 training items and the validation one are the longest input
+    assert "MAX_ITEM_LIST_LENGTH=20 is longer than any input sequence (the longest has 15 items)" in caplog.text
+    caplog.clear()
+    build_tiny(tiny_config_dict, MAX_ITEM_LIST_LENGTH=15)
+    assert "MAX_ITEM_LIST_LENGTH" not in caplog.text

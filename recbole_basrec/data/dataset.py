@@ -392,12 +392,25 @@ class BASRecDataset(SequentialDataset):
         train.basrec_train_sequences = (user_ptr, items)
         full_ptr, full_items, lengths = eval_histories(user_ptr, items, built[1:])
         self._warn_about_evaluation(built, full_ptr, full_items, lengths)
+        self._warn_about_window(user_ptr)
         self.set_field_property(HISTORY_LENGTH_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
         for split, length in zip(built[1:], lengths):
             split.inter_feat.update(Interaction({HISTORY_LENGTH_FIELD: torch.from_numpy(length)}))
             # Read by the trainer to exclude each user's history from the full ranking.
             split.basrec_history = (full_ptr, full_items)
         return [train] + list(built[1:])
+
+    def _warn_about_window(self, user_ptr):
+        """Say when MAX_ITEM_LIST_LENGTH is longer than any input: the rest of every row is padding."""
+        #: The longest input any split gives the model: a user's training items and the validation one.
+        self.longest_input = int(np.diff(user_ptr).max(initial=0)) + 1
+        window = self.config["MAX_ITEM_LIST_LENGTH"]
+        if window > self.longest_input:
+            self.logger.warning(
+                f"Dataset '{self.dataset_name}': MAX_ITEM_LIST_LENGTH={window} is longer than any input sequence "
+                f"(the longest has {self.longest_input} items), so every row carries at least "
+                f"{window - self.longest_input} padding columns; MAX_ITEM_LIST_LENGTH={self.longest_input} "
+                "covers every sequence.")
 
     def _warn_about_evaluation(self, built, full_ptr, full_items, lengths):
         """Say how many users are not evaluated, and how many targets the history mask hides."""

@@ -13,7 +13,8 @@ from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolv
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
-from recbole_basrec.trainer.trainer import DiskFull, load_checkpoint, remove_stale_temporaries
+from recbole_basrec.trainer.trainer import (DiskFull, check_activation_memory, load_checkpoint,
+                                             remove_stale_temporaries)
 
 
 class Interrupted(Exception):
@@ -137,6 +138,9 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
                 loader.transform = transform
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        if trainer:
+            rows = min(config["train_batch_size"], len(train_data.dataset))
+            check_activation_memory(config, net, rows, min(config["eval_batch_size"], dataset.user_num))
         pipeline = Pipeline(config, dataset, train_data, valid_data, test_data, net)
         if trainer:
             pipeline.trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)

@@ -139,6 +139,54 @@ def remove_stale_temporaries(folder):
     return removed
 
 
+def activation_bytes(config, train_rows, eval_rows, views=1):
+    """A lower bound of the largest activations of one step, in bytes: the attention scores
+    ``rows x heads x L x L`` of every layer (kept for backward in training, one layer at a time in
+    evaluation) and ``rows x L x width`` per layer; ``views`` multiplies the training rows (BASRec's
+    and the other methods' extra copies)."""
+    length = int(config["MAX_ITEM_LIST_LENGTH"])
+    width = int(config["hidden_size"] or config["embedding_size"] or 64)
+    heads = int(config["n_heads"] or 0)
+    layers = int(config["n_layers"] or config["num_layers"] or 1)
+    per_row = heads * length * length * 2 + length * width * 4  # scores and softmax; inputs, FFN
+    return 4 * max(train_rows * views * per_row * layers, eval_rows * per_row)
+
+
+def available_bytes(device):
+    """Memory a run can still take on ``device``: free GPU memory, or the kernel's MemAvailable."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_activation_memory(config, model, train_rows, eval_rows):
+    """Refuse, before the first batch, a sequence length and batch whose activations cannot fit."""
+    views = 1
+    method = getattr(model, "augmentation", "none")
+    if method == "basrec":
+        views = 1 + 2 * model.n_pairs
+    elif method == "cl4srec":
+        views = 3
+    elif method != "none":
+        views = 1 + model.aug_views
+    needed = activation_bytes(config, train_rows, eval_rows, views)
+    free = available_bytes(config["device"])
+    if free is not None and needed > free:
+        raise ValueError(
+            f"MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']} with batches of {train_rows} (training) and "
+            f"{eval_rows} (evaluation) rows needs at least {needed / 2**30:.1f} GiB of activations, more than the "
+            f"{free / 2**30:.1f} GiB available on {config['device']}: lower MAX_ITEM_LIST_LENGTH, train_batch_size "
+            "or eval_batch_size.")
+
+
 def load_checkpoint(path, device="cpu"):
     """Read a checkpoint with ``weights_only=True``; explain what to do with RecBole's pickled ones."""
     if os.path.isdir(path):
