@@ -222,9 +222,13 @@ def _init_device(self):
         raise ValueError(f"local_rank {local_rank} with nproc {nproc}, offset {offset}, world_size {world} names no rank "
                          f"of 0..{world - 1}; set world_size to the total number of processes.")
     if not dist.is_initialized():
-        torchrun = "TORCHELASTIC_RUN_ID" in os.environ
-        init_method = "env://" if torchrun else f"tcp://{cfg['ip']}:{cfg['port']}"
-        dist.init_process_group(backend=backend, init_method=init_method, rank=global_rank, world_size=world)
+        if "TORCHELASTIC_RUN_ID" in os.environ:
+            dist.init_process_group(backend=backend, init_method="env://", rank=global_rank, world_size=world)
+        else:
+            import sys
+
+            distributed.join_group(backend, cfg["ip"], cfg["port"], global_rank, world, cfg.get("launch_timeout") or distributed.LAUNCH_TIMEOUT_S,
+                                   lambda line: print(line, file=sys.stderr, flush=True))
     elif (dist.get_rank(), dist.get_world_size()) != (global_rank, world):
         raise ValueError(f"this process already joined a process group as rank {dist.get_rank()} of "
                          f"{dist.get_world_size()}, not {global_rank} of {world}; leave local_rank, offset and "

@@ -25,6 +25,8 @@ import torch.distributed as dist
 
 #: Keys of the launch, RecBole's names (``run(..., nproc, world_size, ip, port, group_offset)``).
 LAUNCH_KEYS = ("nproc", "world_size", "ip", "port", "offset")
+#: How long processes wait for each other where the configuration has no ``launch_timeout`` (a stock model's).
+LAUNCH_TIMEOUT_S = 600
 
 
 def active():
@@ -102,8 +104,78 @@ def launch_settings(nproc=None, world_size=None, ip=None, port=None, offset=None
             "torchrun": False}
 
 
+def check_address(settings):
+    """Refuse, in one line, an address this machine cannot resolve and, on the machine of rank 0,
+    a port another program already listens on."""
+    import socket
+
+    ip, port = settings.get("ip"), settings.get("port")
+    if ip is None or port is None or settings.get("torchrun"):
+        return
+    try:
+        socket.getaddrinfo(ip, int(port), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ValueError(f"--ip={ip} is not an address or a host name this machine can resolve: give the address of "
+                         "the machine that runs rank 0 (localhost on one machine).") from None
+    if settings.get("offset", 0) != 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("", int(port)))
+    except OSError:
+        raise ValueError(f"port {port} is in use on this machine, which runs rank 0: choose a free one with "
+                         "--port=N (every machine gives the same).") from None
+    finally:
+        probe.close()
+
+
+def join_group(backend_name, ip, port, global_rank, world, timeout_s, say, every=10.0):
+    """Join the process group through a TCP store at ``ip:port``, saying every ``every`` s what this
+    process waits for (rank 0: how many of ``world`` processes joined so far) and giving up after
+    ``timeout_s`` seconds with one line naming the address and the count."""
+    import threading
+    import time
+    from datetime import timedelta
+
+    where = f"{ip}:{port}"
+    waiting = {"text": f"connecting to rank 0 at {where}"}
+    done = threading.Event()
+
+    def report():
+        start = time.monotonic()
+        while not done.wait(every):
+            say(f"rank {global_rank}: {waiting['text']} ({time.monotonic() - start:.0f} s of {timeout_s} s)")
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        try:
+            store = dist.TCPStore(ip, int(port), world, is_master=global_rank == 0,
+                                  timeout=timedelta(seconds=timeout_s), wait_for_workers=False)
+        except (RuntimeError, OSError, ValueError) as error:
+            if global_rank == 0:
+                raise ValueError(f"rank 0 cannot listen at {where} ({str(error).splitlines()[0][:120]}): choose a free "
+                                 "--port, and an --ip of this machine") from None
+            raise ValueError(f"rank {global_rank} could not reach rank 0 at {where} within {timeout_s} s: start "
+                             "rank 0 first, with the same --ip and --port, or raise launch_timeout") from None
+        joined = store.add("recbole_basrec/joined", 1)
+        start = time.monotonic()
+        while joined < world:
+            waiting["text"] = f"waiting at {where} for {world} processes, {joined} joined"
+            if time.monotonic() - start > timeout_s:
+                raise ValueError(f"waited {timeout_s} s at {where} for {world} processes and {joined} joined: start "
+                                 "the others (same --ip, --port and --world_size; each machine its --offset), or "
+                                 "raise launch_timeout")
+            time.sleep(0.2)
+            joined = store.add("recbole_basrec/joined", 0)
+        dist.init_process_group(backend=backend_name, store=store, rank=global_rank, world_size=world)
+    finally:
+        done.set()
+
+
 def check_launch(config, settings):
     """Refuse, before any process starts, what DDP cannot run (ValueError with the fix)."""
+    check_address(settings)
     n = settings["world_size"]
     batch = config["train_batch_size"]
     if batch % n:

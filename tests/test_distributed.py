@@ -97,6 +97,30 @@ def test_recbole_config_joins_a_gloo_group_on_cpu_and_ddp_wraps_without_device_i
         dist.destroy_process_group()
 
 
+def test_an_unresolvable_address_and_a_busy_port_are_one_line_before_any_process_starts():
+    settings = {"nproc": 2, "world_size": 2, "offset": 0, "torchrun": False}
+    with pytest.raises(ValueError, match=r"^--ip=999.1.1.1 is not an address or a host name this machine can resolve"):
+        distributed.check_address({**settings, "ip": "999.1.1.1", "port": "5678"})
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"^port {port} is in use on this machine, which runs rank 0"):
+            distributed.check_address({**settings, "ip": "localhost", "port": str(port)})
+        distributed.check_address({**settings, "ip": "localhost", "port": str(port), "offset": 2})  # not rank 0's machine
+
+
+def test_waiting_for_ranks_says_how_many_joined_and_gives_up_after_the_timeout():
+    lines = []
+    started = time.monotonic()
+    with pytest.raises(ValueError) as stop:
+        distributed.join_group("gloo", "127.0.0.1", free_port(), 0, 3, 2, lines.append, every=0.5)
+    assert 2 <= time.monotonic() - started < 30
+    assert str(stop.value).startswith("waited 2 s at 127.0.0.1:") and "for 3 processes and 1 joined" in str(stop.value)
+    assert lines and all(line.startswith("rank 0: waiting at 127.0.0.1:") and "1 joined" in line for line in lines)
+    assert not torch.distributed.is_initialized()
+
+
 def test_stock_run_spawns_our_module_so_children_know_our_models():
     from recbole.quick_start import quick_start
 

@@ -136,6 +136,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "negatives-with-ce": run("--loss_type=CE", "--train_neg_sample_args={'distribution': 'uniform', 'sample_num': 1}"),
         "gpu-id-not-a-number": run("--gpu_id=abc"),
         "window-beyond-memory": run("--MAX_ITEM_LIST_LENGTH=10000"),
+        "unresolvable-ip": run("--nproc=2", "--ip=999.1.1.1"),
         "malformed-header": on("nohdr"),
         "no-user-column": on("nouser"),
         "row-widths": on("wide"),

@@ -193,6 +193,9 @@ KEYS = (
     Key("tta_mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], OURS,
         "TMask: share of the input items removed."),
     Key("tta_keep_original", StrictBool, OURS, "Average the original input's scores in too (the authors' code: False)."),
+    Key("launch_timeout", Positive, OURS,
+        "Several processes: seconds each waits for all of them to join (saying every 10 s how many have) "
+        "before it stops with one line."),
     Key("show_config", StrictBool, OURS,
         "Show RecBole's configuration, dataset and model dump on the console too (the log file always has it)."),
     Key("strict_keys", StrictBool, OURS,

@@ -14,6 +14,7 @@ NOT_RECORDED = {
 #: Settings a resumed run may change: where and how it runs, how long, what the test adds.
 RESUMABLE = {
     "epochs", "show_progress", "eval_batch_size", "checkpoint_dir", "gpu_id", "use_gpu", "worker", "state",
+    "launch_timeout",
     "log_wandb", "wandb_project", "nproc", "world_size", "ip", "port", "offset", "data_path", "strict_keys",
     "tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original",
     "save_dataset", "dataset_save_path", "save_dataloaders", "dataloaders_save_path", "metric_decimal_place",
