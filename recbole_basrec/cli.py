@@ -3,7 +3,7 @@
     recbole-basrec                                  # BASRec + SASRec on ml-100k
     recbole-basrec --model=GRU4Rec --dataset=Beauty --epochs=50
     recbole-basrec --basrec=False                   # the plain backbone, same pipeline
-    recbole-basrec --search=properties/search/SASRec.hyper --num_samples=4
+    recbole-basrec --search=SASRec --num_samples=4
     recbole-basrec compare --seeds 2020 2021 2022   # plain against BASRec from one stage 1, a table over seeds
     recbole-basrec --nproc=2                        # 2 processes (GPUs: NCCL, else gloo); docs/distributed.md
     torchrun --nproc_per_node=2 run_recbole_basrec.py   # the same, started by torchrun
@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", default=None,
                         help=f"RecBole dataset name under data_path; default {DEFAULT_DATASET}, on --resume the checkpoint's")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files")
-    parser.add_argument("--search", default=None, help="search-space file: run a Ray Tune search instead")
+    parser.add_argument("--search", default=None, help="a search space (a shipped one by name, e.g. SASRec, or a .hyper file): run a Ray Tune search instead")
     parser.add_argument("--num_samples", type=int, default=4, help="trials of the search")
     parser.add_argument("--max_concurrent", type=int, default=None, help="trials running at once")
     parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")

@@ -15,7 +15,7 @@ except ImportError:  # the tune extra is not installed
     ray = None
 
 #: Tests that start Ray (a local cluster or a real search): the slow tier, and only with Ray Tune.
-needs_ray = pytest.mark.skipif(ray is None, reason='needs Ray Tune: pip install "recbole-basrec[tune]"')
+needs_ray = pytest.mark.skipif(ray is None, reason='needs Ray Tune: pip install "ray[tune]>=2.41"')
 
 from recbole_basrec.tune.search import FAILED, FINISHED, STOPPED, run_search
 
@@ -86,7 +86,8 @@ def test_argument_errors(tmp_path):
         run_search("SASRec", "tiny", SASREC_SPACE, num_samples=0)
     with pytest.raises(ValueError, match="max_concurrent"):
         run_search("SASRec", "tiny", SASREC_SPACE, max_concurrent=0)
-    with pytest.raises(FileNotFoundError, match="Search space file .*missing.hyper.* not found"):
+    with pytest.raises(FileNotFoundError, match=r"Search space file .*missing.hyper.* not found; .*\(FMLPRec, GRU4Rec, "
+                                                 r"SASRec\), e.g. --search=SASRec"):
         run_search("SASRec", "tiny", str(tmp_path / "missing.hyper"))
     with pytest.raises(FileNotFoundError, match="Config file .*nope.yaml.* not found"):
         run_search("SASRec", "tiny", SASREC_SPACE, config_file_list=[str(tmp_path / "nope.yaml")])
@@ -204,7 +205,7 @@ def test_search_without_ray_says_how_to_install_it():
         capture_output=True, text=True, timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": root},
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == 'error: --search needs Ray Tune: pip install "recbole-basrec[tune]"'
+    assert proc.stderr.strip() == 'error: --search needs Ray Tune: pip install "ray[tune]>=2.41"'
 
 
 @pytest.mark.slow
@@ -263,3 +264,13 @@ def test_joining_a_cluster_fails_with_one_line_errors():
     with pytest.raises(ValueError, match=r"^cannot join the Ray cluster at 10\.0\.0\.1:6379 \(Failed to connect.*\); "
                                          r"check --ray_address"):
         _join_cluster(FakeRay(RuntimeError("Failed to connect to GCS")), "10.0.0.1:6379", {})
+
+
+def test_a_shipped_space_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    from recbole_basrec.config.files import properties_dir
+    from recbole_basrec.tune.search import resolve_search_file
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_search_file("SASRec") == os.path.join(properties_dir(), "search", "SASRec.hyper")
+    (tmp_path / "mine.hyper").write_text("beta choice [0.3]\n")
+    assert resolve_search_file("mine.hyper") == str(tmp_path / "mine.hyper")  # a path still wins

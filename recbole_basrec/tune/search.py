@@ -128,7 +128,7 @@ def _import_ray():
         from ray import tune  # noqa: F401
     except ImportError:
         raise ValueError(
-            "--search needs Ray Tune: pip install \"recbole-basrec[tune]\""
+            "--search needs Ray Tune: pip install \"ray[tune]>=2.41\""
         ) from None
 
 
@@ -224,6 +224,24 @@ def _join_cluster(ray, address, runtime_env):
         ) from None
 
 
+def resolve_search_file(name_or_path):
+    """A search space's file: a path, or the name of one we ship (``SASRec`` is
+    ``properties/search/SASRec.hyper``, wherever the package is installed)."""
+    from recbole_basrec.config.files import properties_dir
+
+    given = os.fspath(name_or_path)
+    if os.path.isfile(given):
+        return os.path.abspath(given)
+    folder = os.path.join(properties_dir(), "search")
+    shipped = os.path.join(folder, f"{given}.hyper")
+    if os.sep not in given and os.path.isfile(shipped):
+        return shipped
+    names = sorted(f[: -len(".hyper")] for f in os.listdir(folder) if f.endswith(".hyper")) if os.path.isdir(folder) else []
+    raise FileNotFoundError(
+        f"Search space file '{os.path.abspath(given)}' not found; pass an existing .hyper file or the name of a shipped "
+        f"one ({', '.join(names) or 'none installed'}), e.g. --search=SASRec")
+
+
 def _check_listed_values(space, config, search_file):
     """Every value a ``choice`` or ``grid`` line lists for a declared key is one that key takes."""
     from ray.tune.search.sample import Categorical
@@ -289,12 +307,7 @@ def run_search(
         isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
     ):
         raise ValueError(f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}.")
-    search_file = os.path.abspath(os.fspath(search_file))
-    if not os.path.isfile(search_file):
-        raise FileNotFoundError(
-            f"Search space file '{search_file}' not found; pass an existing .hyper file, "
-            "e.g. properties/search/SASRec.hyper"
-        )
+    search_file = resolve_search_file(search_file)
     _import_ray()
     from recbole_basrec.tune.search_space import describe, parse_search_space
 
