@@ -160,6 +160,8 @@ def main(argv=None):
         return 0
     for label, metrics in (("best valid", result["best_valid_result"]), ("test      ", result["test_result"])):
         print(f"{label}: {({name: float(value) for name, value in (metrics or {}).items()})}")  # not np.float64(...)
+    if result.get("saved_model_file"):
+        print(f"best model: {result['saved_model_file']}")
     return 0
 
 

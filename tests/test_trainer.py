@@ -240,3 +240,41 @@ def test_keep_freed_memory_stops_large_tensors_faulting_in_again():
         pytest.skip("not glibc: keep_freed_memory changes nothing here")
     assert int(default) > 2000  # 4096 pages of 4 KiB faulted in again
     assert int(kept) < 200
+
+
+def test_the_log_line_and_tensorboard_name_each_loss_term_as_its_mean_per_batch(tiny_setup):
+    _, _, model, trainer, (train, _, _) = tiny_setup("SASRec", epochs=1, eval_step=0)
+    tags = {}
+
+    class Board:
+        def add_scalar(self, tag, value, step):
+            tags[tag] = value
+
+        def add_hparams(self, *args, **kwargs):
+            pass
+
+    trainer.tensorboard = Board()
+    trainer.fit(train, None, saved=False)
+    rec, ssa, csa = trainer.epoch_losses[0]
+    assert tags == {"Loss/Train/rec": rec, "Loss/Train/ssa": ssa, "Loss/Train/csa": csa}
+    import re
+
+    line = re.sub(r"\x1b\[[0-9;]*m", "", trainer._generate_train_loss_output(0, 0.0, 1.0, None))  # colours off
+    assert f"mean loss per batch: {rec + ssa + csa:.4f} (rec: {rec:.4f}, ssa: {ssa:.4f}, csa: {csa:.4f})" in line
+
+
+def test_a_run_returns_plain_numbers_and_the_runner_names_its_best_model(tiny_config_dict, capsys):
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from run_recbole_basrec import cli
+    from recbole_basrec.quick_start import run_recbole_basrec
+
+    result = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "epochs": 1})
+    assert type(result["best_valid_score"]) is float
+    assert all(type(v) is float for part in ("best_valid_result", "test_result") for v in result[part].values())
+    args = [f"--{k}={v}" for k, v in tiny_config_dict.items() if k not in ("epochs",)] + ["--epochs=1"]
+    assert cli(["--dataset=tiny", *args]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("best model: ") and os.path.isfile(last[len("best model: "):])

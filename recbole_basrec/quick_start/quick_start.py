@@ -209,11 +209,12 @@ def run_recbole_basrec(
         import torch.distributed as dist
 
         dist.destroy_process_group()
+    plain = lambda metrics: None if metrics is None else {k: float(v) for k, v in metrics.items()}  # noqa: E731
     return {
-        "best_valid_score": best_valid_score,
+        "best_valid_score": float(best_valid_score),
         "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": best_valid_result,
-        "test_result": test_result,
+        "best_valid_result": plain(best_valid_result),
+        "test_result": plain(test_result),
         "saved_model_file": trainer.saved_model_file if saved else None,
         "valid_history": trainer.valid_history,
     }

@@ -656,14 +656,19 @@ class BASRecTrainer(Trainer):
                 metric.decimal_place = place
 
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
-        if not isinstance(losses, tuple) or len(losses) < 2 or not hasattr(self.model, "loss_terms"):
-            return super()._generate_train_loss_output(epoch_idx, s_time, e_time, losses)
+        """The log file's epoch line in the console's convention: each loss term's mean per batch
+        (RecBole's line gives sums over the epoch's batches)."""
         places = self.config["loss_decimal_place"] or 4
-        parts = ", ".join(
-            f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in zip(self.model.loss_terms(), losses)
-        )
+        terms = self.loss_terms(epoch_idx)
+        parts = ", ".join(f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in terms.items())
         return (
             set_color(f"epoch {epoch_idx} training", "green")
-            + f" [{set_color('time', 'blue')}: {e_time - s_time:.2f}s, {set_color('train loss', 'blue')}: "
-            + f"{sum(losses):.{places}f} ({parts})]"
+            + f" [{set_color('time', 'blue')}: {e_time - s_time:.2f}s, {set_color('mean loss per batch', 'blue')}: "
+            + f"{sum(terms.values()):.{places}f}" + (f" ({parts})" if len(terms) > 1 else "") + "]"
         )
+
+    def _add_train_loss_to_tensorboard(self, epoch_idx, losses, tag="Loss/Train"):
+        """Each term under its name (``Loss/Train/rec``, ``Loss/Train/ssa``, ...; RecBole's tags are
+        ``Loss/Train0``, ...), as the mean per batch the console shows."""
+        for name, value in self.loss_terms(epoch_idx).items():
+            self.tensorboard.add_scalar(f"{tag}/{name}", value, epoch_idx)
