@@ -35,6 +35,8 @@ Count = Annotated[StrictInt, Field(ge=0)]
 Positive = Annotated[StrictInt, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Rate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, strict=True)]
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
+Width = Annotated[StrictInt, Field(ge=1, le=65536)]
 
 
 def choice(options):
@@ -150,7 +152,7 @@ KEYS = (
     Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step."),
     Key("aug_weight", NonNegative, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss."),
     Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window."),
-    Key("mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], BASREC,
+    Key("mask_rate", Probability, BASREC,
         "Mask (cmr, cmrsi, cl4srec): share of the items read as the mask token."),
     Key("reorder_rate", Rate, BASREC, "Reorder (cmr, cmrsi, cl4srec): share of the sequence shuffled, as one contiguous window."),
     Key("substitute_rate", Rate, BASREC, "Substitute (cmrsi): share of the items replaced by their most similar item."),
@@ -190,7 +192,7 @@ KEYS = (
                                Field(min_length=2, max_length=2)], OURS,
         "TNoise: noise drawn from U(low, high), written [low, high] with low <= high; beyond +-100 it is "
         "refused as a typo."),
-    Key("tta_mask_rate", Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)], OURS,
+    Key("tta_mask_rate", Probability, OURS,
         "TMask: share of the input items removed."),
     Key("tta_keep_original", StrictBool, OURS, "Average the original input's scores in too (the authors' code: False)."),
     Key("launch_timeout", Positive, OURS,
@@ -224,11 +226,7 @@ KEYS = (
     Key("use_gpu", StrictBool, RECBOLE, "Use a GPU when one is present."),
     Key("log_wandb", StrictBool, RECBOLE, "Log to Weights & Biases (needs wandb installed)."),
     Key("nproc", Optional[Positive], RECBOLE, "Processes of one machine for distributed training (~: one); set by the launcher (--nproc, run(nproc=), torchrun)."),
-)
-
-Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
-Width = Annotated[StrictInt, Field(ge=1, le=65536)]
-KEYS += (
+    # The backbones' own keys.
     Key("n_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Encoder layers (SASRec, BERT4Rec, FMLP-Rec, ...)."),
     Key("num_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Recurrent layers (GRU4Rec, NARM, ...)."),
     Key("n_heads", Annotated[StrictInt, Field(ge=1, le=1024)], BACKBONE, "Attention heads; must divide hidden_size."),
