@@ -232,16 +232,21 @@ def test_every_method_trains_and_tests_from_the_runner(backbone, method, tmp_pat
     assert "test      : {'hit@5'" in capsys.readouterr().out
 
 
-def test_compare_runs_several_methods_from_one_stage1(tiny_config_dict, tmp_path):
+@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec", "NARM"])
+def test_compare_runs_every_method_from_one_stage1(backbone, tiny_config_dict, tmp_path):
     from recbole_basrec.quick_start.compare import run_compare
 
     lines = []
+    every = [m for m in methods.METHODS if m != "none"]
     settings = {k: v for k, v in tiny_config_dict.items() if k != "seed"}
-    record = run_compare("SASRec", "tiny", seeds=[1], config_dict={**settings, "stage1_epochs": 1, "epochs": 1},
-                         methods=["cmr", "cl4srec"], say=lines.append)
-    assert set(record["runs"]) == {"plain-1", "cmr-1", "cl4srec-1"}
-    assert [record["runs"][f"{m}-1"]["augmentation"] for m in ("plain", "cmr", "cl4srec")] == ["none", "cmr", "cl4srec"]
-    assert record["methods"] == ["cmr", "cl4srec"]
+    settings.update({"stage1_epochs": 1, "epochs": 1, **({"train_mode": "prefix"} if backbone == "NARM" else {})})
+    record = run_compare(backbone, "tiny", seeds=[1], config_dict=settings, methods=every, say=lines.append)
+    assert set(record["runs"]) == {f"{arm}-1" for arm in ["plain", *every]}
+    assert [record["runs"][f"{m}-1"]["augmentation"] for m in ["plain", *every]] == ["none", *every]
+    assert record["methods"] == every
     rows = [line.split("|")[0].strip() for line in record["table"].splitlines()[2:]]
-    assert rows == ["plain", "CMR", "CL4SRec"]
+    assert rows == ["plain", *(methods.LABELS[m] for m in every)]
     assert sum("stage 1:" in line for line in lines) == 1
+    stage1 = os.path.join(os.path.dirname(record["json_path"]), record["stage1"]["checkpoint"])
+    for arm in ["plain", *every]:  # every arm continues from the one stage 1
+        assert f"[{arm}-1] stage 2 starts from {stage1}" in lines
