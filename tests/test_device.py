@@ -45,6 +45,18 @@ class off_model_device:
         self.default.__exit__(*exc)
 
 
+@pytest.mark.parametrize("method", ["ran", "ran_s", "slide_window", "cmr", "cmrsi", "cl4srec"])
+@pytest.mark.parametrize("backbone, mode, loss", [("SASRec", "sequence", "BCE"), ("NARM", "prefix", "CE")])
+def test_a_comparison_methods_step_makes_no_tensor_off_the_models_device(tiny_setup, backbone, mode, loss, method):
+    config, _, model, trainer, (train, _, _) = tiny_setup(backbone, train_mode=mode, loss_type=loss, augmentation=method)
+    batch = next(iter(train))
+    with off_model_device() as seen:
+        losses = model.calculate_loss(batch)
+        sum(losses).backward()
+    assert seen.found == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_the_check_sees_a_tensor_made_without_device(tiny_setup):
     with off_model_device() as seen:
         torch.arange(3) + 1

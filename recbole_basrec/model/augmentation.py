@@ -228,5 +228,5 @@ def info_nce(z1, z2, temperature, similarity="dot"):
     logits = (z @ z.t()) / temperature
     n = z1.size(0)
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    labels = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    labels = torch.arange(2 * n, device=z.device).add(n).remainder(2 * n)  # i <-> i + n
     return torch.nn.functional.cross_entropy(logits, labels)
