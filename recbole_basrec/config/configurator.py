@@ -252,19 +252,6 @@ def effect_checks_off():
         _effect_checks.reset(token)
 
 
-#: Keys of one augmentation method (or several): they act only when ``augmentation`` is one of these.
-_METHOD_KEYS = {
-    **{key: ("basrec",) for key in ("n_pairs", "n_whole_level", "beta", "rate_min", "rate_max", "rec_weight",
-                                     "aml_weight", "wml_weight", "ssa_weighting", "csa_partner_padding",
-                                     "reorder_keep_last")},
-    "similarity_model": ("basrec", "ran_s", "cmrsi"), "similarity_source": ("basrec", "ran_s", "cmrsi"),
-    "aug_views": ("ran", "ran_s", "slide_window", "cmr", "cmrsi"),
-    "aug_weight": ("ran", "ran_s", "slide_window", "cmr", "cmrsi"),
-    "crop_rate": ("cmr", "cmrsi", "cl4srec"), "mask_rate": ("cmr", "cmrsi", "cl4srec"),
-    "reorder_rate": ("cmr", "cmrsi", "cl4srec"), "substitute_rate": ("cmrsi",),
-    "insert_rate": ("ran", "ran_s", "cmrsi"), "slide_window_length": ("slide_window",),
-    **{key: ("cl4srec",) for key in ("cl_weight", "cl_temperature", "cl_similarity", "cl_operators")},
-}
 #: Test-time augmentation keys and the ``tta`` values they act under.
 _TTA_KEYS = {"tta_views": ("tnoise", "tmask"), "tta_keep_original": ("tnoise", "tmask"),
              "tta_output_views": ("tnoise",), "tta_noise": ("tnoise",), "tta_mask_rate": ("tmask",)}
@@ -284,9 +271,10 @@ def without_effect(model, final, given, methods=None):
             methods = [final["augmentation"] if final["basrec"] else "none"]
         shown = "/".join(methods)
         for key in sorted(given):
-            if key in _METHOD_KEYS and not set(methods) & set(_METHOD_KEYS[key]):
+            acts = schema.BY_NAME[key].methods if key in schema.BY_NAME else ()
+            if acts and not set(methods) & set(acts):
                 why = " (basrec=False)" if final["basrec"] is False else ""
-                found.append((key, f"it belongs to augmentation {', '.join(_METHOD_KEYS[key])}, and this run trains "
+                found.append((key, f"it belongs to augmentation {', '.join(acts)}, and this run trains "
                                    f"augmentation {shown}{why}; drop it or choose one of those"))
         if "stage1_stopping_step" in given and (final["stage1_epochs"] == 0 or final["pretrained_path"]):
             found.append(("stage1_stopping_step", "there is no stage 1 to stop (stage1_epochs=0 or pretrained_path "

@@ -28,6 +28,9 @@ SSA_WEIGHTINGS = ("batch", "sequence")
 CSA_PARTNER_PADDINGS = ("encoder", "zero")
 TTA_MODES = ("none", "tnoise", "tmask")
 AUGMENTATIONS = ("basrec", "none", "ran", "ran_s", "slide_window", "cmr", "cmrsi", "cl4srec")
+#: Which ``augmentation`` values a method key acts under (``Key.methods``).
+ONLY_BASREC, HEURISTIC = ("basrec",), ("ran", "ran_s", "slide_window", "cmr", "cmrsi")
+WITH_NEIGHBOURS, WITH_CMR_OPERATORS = ("basrec", "ran_s", "cmrsi"), ("cmr", "cmrsi", "cl4srec")
 CL_OPERATORS = ("crop", "mask", "reorder")
 CL_SIMILARITIES = ("dot", "cos")
 
@@ -49,6 +52,9 @@ class Key:
     type: Any
     scope: str
     meaning: str
+    #: The ``augmentation`` values under which the key acts (empty: it always does); given under
+    #: any other, it is refused as having no effect.
+    methods: tuple = ()
 
     @property
     def adapter(self):
@@ -122,51 +128,51 @@ KEYS = (
     Key("sequence_windows", choice(SEQUENCE_WINDOWS), BASREC,
         "train_mode=sequence: 'last' trains each user's last MAX_ITEM_LIST_LENGTH training items only "
         "(the authors' code); 'all' cuts long histories into windows."),
-    Key("n_pairs", Count, BASREC, "Pairs of single-sequence augmented views per sequence (2 * n_pairs views)."),
-    Key("n_whole_level", Count, BASREC, "Rounds of item-wise and of feature-wise cross-sequence mixup."),
+    Key("n_pairs", Count, BASREC, "Pairs of single-sequence augmented views per sequence (2 * n_pairs views).", methods=ONLY_BASREC),
+    Key("n_whole_level", Count, BASREC, "Rounds of item-wise and of feature-wise cross-sequence mixup.", methods=ONLY_BASREC),
     Key("beta", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
-        "Beta(beta, beta) for every mixing coefficient."),
-    Key("rate_min", Rate, BASREC, "Lower bound of the M-Reorder / M-Substitute rate."),
-    Key("rate_max", Rate, BASREC, "Upper bound of the M-Reorder / M-Substitute rate (>= rate_min)."),
-    Key("rec_weight", NonNegative, BASREC, "Weight of the plain recommendation loss."),
-    Key("aml_weight", NonNegative, BASREC, "Weight of the single-sequence augmentation losses."),
-    Key("wml_weight", NonNegative, BASREC, "Weight of the cross-sequence augmentation losses."),
-    Key("similarity_model", choice(SIMILARITY_MODELS), BASREC, "M-Substitute neighbours: the most similar item by this measure."),
+        "Beta(beta, beta) for every mixing coefficient.", methods=ONLY_BASREC),
+    Key("rate_min", Rate, BASREC, "Lower bound of the M-Reorder / M-Substitute rate.", methods=ONLY_BASREC),
+    Key("rate_max", Rate, BASREC, "Upper bound of the M-Reorder / M-Substitute rate (>= rate_min).", methods=ONLY_BASREC),
+    Key("rec_weight", NonNegative, BASREC, "Weight of the plain recommendation loss.", methods=ONLY_BASREC),
+    Key("aml_weight", NonNegative, BASREC, "Weight of the single-sequence augmentation losses.", methods=ONLY_BASREC),
+    Key("wml_weight", NonNegative, BASREC, "Weight of the cross-sequence augmentation losses.", methods=ONLY_BASREC),
+    Key("similarity_model", choice(SIMILARITY_MODELS), BASREC, "M-Substitute neighbours: the most similar item by this measure.", methods=WITH_NEIGHBOURS),
     Key("similarity_source", choice(SIMILARITY_SOURCES), BASREC,
-        "'inputs': similarity from each user's training inputs (the authors' items[:-3]); 'train': all training items."),
+        "'inputs': similarity from each user's training inputs (the authors' items[:-3]); 'train': all training items.", methods=WITH_NEIGHBOURS),
     Key("align", choice(ALIGNS), BASREC,
         "'recent': the authors' left-padded layout (positions count back from the most recent item); "
         "'first': RecBole's layout."),
     Key("ssa_weighting", choice(SSA_WEIGHTINGS), BASREC,
         "'batch': each view's loss = (sum of w' over the batch) x mean loss (the authors' code); "
-        "'sequence': each sequence's loss times its own w' (the paper's formula)."),
+        "'sequence': each sequence's loss times its own w' (the paper's formula).", methods=ONLY_BASREC),
     Key("csa_partner_padding", choice(CSA_PARTNER_PADDINGS), BASREC,
         "What CSA mixes in where a partner sequence has padding: 'encoder': the encoder's output there "
         "(the authors' code; needs the un-augmented pass at full width); 'zero': zeros, so that pass skips "
-        "padding like the others (faster on short sequences; not bit-equal to 'encoder')."),
+        "padding like the others (faster on short sequences; not bit-equal to 'encoder').", methods=ONLY_BASREC),
     Key("ce_logits_mib", Count, BASREC,
         "With loss_type CE: the largest block of (slots x items) logits held at once, MiB; the exact "
         "log-sum-exp is taken block by block and recomputed in backward. 0: all at once (autograd keeps them)."),
-    Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code)."),
+    Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code).", methods=ONLY_BASREC),
     # The comparison methods (augmentation other than basrec).
-    Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step."),
-    Key("aug_weight", NonNegative, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss."),
-    Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window."),
+    Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step.", methods=HEURISTIC),
+    Key("aug_weight", NonNegative, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss.", methods=HEURISTIC),
+    Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window.", methods=WITH_CMR_OPERATORS),
     Key("mask_rate", Probability, BASREC,
-        "Mask (cmr, cmrsi, cl4srec): share of the items read as the mask token."),
-    Key("reorder_rate", Rate, BASREC, "Reorder (cmr, cmrsi, cl4srec): share of the sequence shuffled, as one contiguous window."),
-    Key("substitute_rate", Rate, BASREC, "Substitute (cmrsi): share of the items replaced by their most similar item."),
+        "Mask (cmr, cmrsi, cl4srec): share of the items read as the mask token.", methods=WITH_CMR_OPERATORS),
+    Key("reorder_rate", Rate, BASREC, "Reorder (cmr, cmrsi, cl4srec): share of the sequence shuffled, as one contiguous window.", methods=WITH_CMR_OPERATORS),
+    Key("substitute_rate", Rate, BASREC, "Substitute (cmrsi): share of the items replaced by their most similar item.", methods=('cmrsi',)),
     Key("insert_rate", Rate, BASREC,
         "Insert (ran, ran_s, cmrsi): share of the items that get an item inserted before them (random for ran, "
-        "the most similar one for ran_s and cmrsi)."),
+        "the most similar one for ran_s and cmrsi).", methods=('ran', 'ran_s', 'cmrsi')),
     Key("slide_window_length", Annotated[StrictInt, Field(ge=2)], BASREC,
-        "slide_window: length of the random contiguous sub-sequence (inputs and target) each copy keeps."),
-    Key("cl_weight", NonNegative, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss."),
+        "slide_window: length of the random contiguous sub-sequence (inputs and target) each copy keeps.", methods=('slide_window',)),
+    Key("cl_weight", NonNegative, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss.", methods=('cl4srec',)),
     Key("cl_temperature", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
-        "cl4srec: InfoNCE temperature."),
-    Key("cl_similarity", choice(CL_SIMILARITIES), BASREC, "cl4srec: similarity of two representations, dot or cos."),
+        "cl4srec: InfoNCE temperature.", methods=('cl4srec',)),
+    Key("cl_similarity", choice(CL_SIMILARITIES), BASREC, "cl4srec: similarity of two representations, dot or cos.", methods=('cl4srec',)),
     Key("cl_operators", Annotated[list[choice(CL_OPERATORS)], Field(min_length=1)], BASREC,
-        "cl4srec: operators each view draws one of, uniformly (crop, mask, reorder)."),
+        "cl4srec: operators each view draws one of, uniformly (crop, mask, reorder).", methods=('cl4srec',)),
     Key("stage1_epochs", Count, BASREC,
         "Stage 1: epochs of plain training (early stopped, best weights kept) before stage 2 (BASRec, or plain "
         "training continued with basrec=False); 0: a single stage from random weights."),

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType
 
+from recbole_basrec.config import schema
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, drop_last_items, training_sequences
 from recbole_basrec.model import augmentation as aug
 from recbole_basrec.model import methods
@@ -36,8 +37,7 @@ from recbole_basrec.model import methods
 # Resampling rounds for sequence-mode negatives that hit the user's own items.
 _NEGATIVE_ROUNDS = 3
 #: Keys of the comparison methods (``model/methods.py``), kept as attributes of the same name.
-_METHOD_KEYS = ("aug_views", "aug_weight", "crop_rate", "mask_rate", "reorder_rate", "substitute_rate", "insert_rate",
-                "slide_window_length", "cl_weight", "cl_temperature", "cl_similarity", "cl_operators")
+_METHOD_KEYS = tuple(key.name for key in schema.KEYS if key.methods and "basrec" not in key.methods)
 #: Length groups of a trimmed encode, as fractions of the full width: each group is encoded at
 #: its longest member's length. Finer groups skip more padding and cost a few more, smaller calls.
 GROUP_WIDTHS = (1 / 16, 1 / 8, 3 / 16, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)

@@ -23,11 +23,11 @@ Every operator works on the whole batch at once (``model/augmentation.py``).
 """
 import torch
 
+from recbole_basrec.config import schema
 from recbole_basrec.model import augmentation as aug
 
 #: Every value of ``augmentation``; ``none`` trains the plain backbone.
-METHODS = ("basrec", "none", "ran", "ran_s", "slide_window", "cmr", "cmrsi", "cl4srec")
-HEURISTIC = ("ran", "ran_s", "slide_window", "cmr", "cmrsi")
+METHODS, HEURISTIC = schema.AUGMENTATIONS, schema.HEURISTIC
 #: Display names, as the papers write them.
 LABELS = {"basrec": "BASRec", "none": "plain", "ran": "Ran", "ran_s": "Ran-S", "slide_window": "Slide Window",
           "cmr": "CMR", "cmrsi": "CMRSI", "cl4srec": "CL4SRec"}
