@@ -65,7 +65,8 @@ def test_the_console_shows_one_line_per_epoch_and_the_log_file_the_rest(tiny_dat
     assert epochs == ["stage 1 epoch 0/0", "stage 2 epoch 1/2", "stage 2 epoch 2/2"]  # RecBole's epoch indices
     stages = [line.split("INFO  ")[-1].split(":")[0] for line in console if "INFO  Stage " in line]
     assert stages == ["Stage 1", "Stage 2"]  # each stage says as it starts what it runs and why
-    assert len(console) == len(stages) + len(epochs) + 2  # then the best validation and the test result
+    assert len(console) == len(stages) + len(epochs) + 3  # then the best validation, the test result, the best model
+    assert console[-1].startswith("best model: ") and console[-1].endswith(".pth")
     [log_file] = (tmp_path / "log" / "BASRecSASRec").iterdir()
     log = log_file.read_text()
     assert "General Hyper Parameters" in log and "epoch 1 training" in log  # RecBole's own lines, kept there
