@@ -24,6 +24,17 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see {self.prog} --help)")
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: a second value is an error, not a silent override."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = getattr(namespace, "_given", set())
+        if self.dest in seen:
+            parser.error(f"{option_string} is given twice ({getattr(namespace, self.dest)} and {values}); give it once")
+        namespace._given = seen | {self.dest}
+        setattr(namespace, self.dest, values)
+
+
 def parse_args(argv=None):
     """The runner's own options and every ``--key=value`` (a key given twice is an error); the
     configuration keys of ``--help`` come from the schema."""
@@ -34,19 +45,19 @@ def parse_args(argv=None):
         prog="recbole-basrec", description=__doc__, epilog=help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("--model", "-m", default=None,
+    parser.add_argument("--model", "-m", action=_Once, default=None,
                         help=f"a backbone (SASRec, GRU4Rec, FMLPRec or a stock RecBole model the generic path "
                              f"serves, e.g. NARM; BASRec applied) or one of our model names (BASRecNARM, ...); "
                              f"default {DEFAULT_MODEL}, on --resume the checkpoint's")
-    parser.add_argument("--dataset", "-d", default=None,
+    parser.add_argument("--dataset", "-d", action=_Once, default=None,
                         help=f"RecBole dataset name under data_path; default {DEFAULT_DATASET}, on --resume the checkpoint's")
-    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
-    parser.add_argument("--search", default=None, help="a search space (a shipped one by name, e.g. SASRec, or a .hyper file): run a Ray Tune search instead")
-    parser.add_argument("--num_samples", type=int, default=4, help="trials of the search")
-    parser.add_argument("--max_concurrent", type=int, default=None, help="trials running at once")
-    parser.add_argument("--ray_address", default=None, help="join this Ray cluster (default: local Ray)")
-    parser.add_argument("--output", default=None, help="YAML file for the search's best config")
-    parser.add_argument("--resume", default=None,
+    parser.add_argument("--config_files", action=_Once, default=None, help="space-separated YAML files")
+    parser.add_argument("--search", action=_Once, default=None, help="a search space (a shipped one by name, e.g. SASRec, or a .hyper file): run a Ray Tune search instead")
+    parser.add_argument("--num_samples", action=_Once, type=int, default=4, help="trials of the search")
+    parser.add_argument("--max_concurrent", action=_Once, type=int, default=None, help="trials running at once")
+    parser.add_argument("--ray_address", action=_Once, default=None, help="join this Ray cluster (default: local Ray)")
+    parser.add_argument("--output", action=_Once, default=None, help="YAML file for the search's best config")
+    parser.add_argument("--resume", action=_Once, default=None,
                         help="continue an interrupted run from its -last.pth checkpoint (its model, dataset and "
                              "settings; --epochs may change how many the stage runs in all)")
     _launch_arguments(parser)
@@ -63,28 +74,34 @@ def parse_compare_args(argv):
 
     parser = _Parser(prog="recbole-basrec compare", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"a backbone (default {DEFAULT_MODEL})")
-    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
-    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
+    parser.add_argument("--model", "-m", action=_Once, default=DEFAULT_MODEL, help=f"a backbone (default {DEFAULT_MODEL})")
+    parser.add_argument("--dataset", "-d", action=_Once, default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
+    parser.add_argument("--config_files", action=_Once, default=None, help="space-separated YAML files")
+    parser.add_argument("--seeds", action=_Once, nargs="+", type=int, default=list(DEFAULT_SEEDS),
                         help="one plain run and one run per method for each seed; stage 1 trains under the first "
                              f"(default {' '.join(map(str, DEFAULT_SEEDS))})")
-    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+    parser.add_argument("--methods", action=_Once, nargs="+", default=None, metavar="METHOD",
                         help="augmentation methods compared with plain training, from one shared stage 1: basrec, "
                              "ran, ran_s, slide_window, cmr, cmrsi, cl4srec (default basrec)")
-    parser.add_argument("--out", default=None, help="JSON record (default <run folder>/compare.json)")
+    parser.add_argument("--out", action=_Once, default=None, help="JSON record (default <run folder>/compare.json)")
     _launch_arguments(parser)
     args, rest = parser.parse_known_args(argv)
-    return args, parse_overrides(rest)
+    overrides = parse_overrides(rest)
+    if "resume" in overrides:
+        parser.error("compare has no --resume: run the same compare command again and it continues where it stopped")
+    for method in args.methods or ():
+        if "," in method:
+            parser.error(f"--methods {method}: separate the methods with spaces, e.g. --methods basrec cmr")
+    return args, overrides
 
 
 def _launch_arguments(parser):
     """Several processes (docs/distributed.md); RecBole's names and meanings."""
-    parser.add_argument("--nproc", type=int, default=None, help="training processes on this machine (one per GPU)")
-    parser.add_argument("--world_size", type=int, default=None, help="processes on all machines (default: --nproc)")
-    parser.add_argument("--ip", default=None, help="address of the machine running rank 0 (default: localhost)")
-    parser.add_argument("--port", default=None, help="free TCP port on that machine (default: 5678)")
-    parser.add_argument("--offset", type=int, default=None, help="global rank of this machine's first process")
+    parser.add_argument("--nproc", action=_Once, type=int, default=None, help="training processes on this machine (one per GPU)")
+    parser.add_argument("--world_size", action=_Once, type=int, default=None, help="processes on all machines (default: --nproc)")
+    parser.add_argument("--ip", action=_Once, default=None, help="address of the machine running rank 0 (default: localhost)")
+    parser.add_argument("--port", action=_Once, default=None, help="free TCP port on that machine (default: 5678)")
+    parser.add_argument("--offset", action=_Once, type=int, default=None, help="global rank of this machine's first process")
 
 
 def compare(argv):

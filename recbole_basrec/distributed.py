@@ -85,6 +85,9 @@ def launch_settings(nproc=None, world_size=None, ip=None, port=None, offset=None
         if from_env["world_size"] <= 1:
             return None
         return {**from_env, "torchrun": True}
+    if ip is not None and not str(ip).strip():
+        raise ValueError("--ip= has no value: give the address of the machine that runs rank 0, or leave it out "
+                         "(localhost)")
     nproc = 1 if nproc is None else nproc
     world = nproc if world_size in (None, -1) else world_size
     offset = 0 if offset is None else offset
@@ -96,6 +99,10 @@ def launch_settings(nproc=None, world_size=None, ip=None, port=None, offset=None
                          f"this machine's ranks must lie in 0..{world - 1}; set --world_size to the total "
                          f"number of processes on all machines.")
     if world == 1:
+        unused = [f"--{k}" for k, v in (("ip", ip), ("port", port), ("offset", offset if offset else None)) if v is not None]
+        if unused:
+            raise ValueError(f"{unused[0]} has no effect with one process: add --nproc=N (or --world_size=N) to train "
+                             "on several, or drop it.")
         return None
     port = "5678" if port is None else str(port)
     if not port.isdigit() or not 0 < int(port) < 65536:

@@ -327,6 +327,13 @@ def test_compare_serves_other_backbones_and_reads_the_users_yaml(backbone, tiny_
     (["compare", "--methods", "cmr", "--n_pairs=2"], "error: n_pairs has no effect in any arm of this comparison: it "
                                                      "belongs to augmentation basrec, and this run trains augmentation "
                                                      "none/cmr; drop it or choose one of those"),
+    (["compare", "--methods=basrec,cmr"], "error: --methods basrec,cmr: separate the methods with spaces, e.g. "
+                                          "--methods basrec cmr (see recbole-basrec compare --help)"),
+    (["compare", "--resume=x-last.pth"], "error: compare has no --resume: run the same compare command again and it "
+                                         "continues where it stopped (see recbole-basrec compare --help)"),
+    (["compare", "--seeds", "1", "--seeds", "2"], "error: --seeds is given twice ([1] and [2]); give it once (see "
+                                                  "recbole-basrec compare --help)"),
+    (["compare", "--out=/"], "error: --out / is a directory; give the JSON file to write, e.g. /compare.json"),
     (["compare", "--methods", "cmr", "none"], "error: --methods cmr none: give distinct methods among basrec, ran, "
                                               "ran_s, slide_window, cmr, cmrsi, cl4srec (plain training is always "
                                               "compared)"),

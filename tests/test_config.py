@@ -188,3 +188,10 @@ def test_scopes_match_the_models():
     assert "filter_causal" not in {k.name for k in schema.keys_for("BASRecSASRec")}
     assert all(is_basrec(f"BASRec{b}") or b in OWN_BACKBONES for b in ("SASRec", "NARM", "FMLPRec"))
     assert backbone_of("BASRecNARM") == "NARM" and preset_file("SASRec", "Beauty").endswith("SASRec-Beauty.yaml")
+
+
+def test_the_word_none_is_a_value_where_a_key_takes_it():
+    from recbole_basrec.config.command_line import parse_overrides
+
+    assert parse_overrides(["--tta=none", "--augmentation=None", "--pretrained_path=none", "--epochs=3"]) == {
+        "tta": "none", "augmentation": "none", "pretrained_path": None, "epochs": 3}

@@ -102,6 +102,9 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     torch.save({"state_dict": {"item_embedding.weight": torch.zeros(5, 16)}}, other)
     a_file = _write(str(tmp / "a-file"), "x")
     best, last = trained_run
+    damaged = str(tmp / "damaged-last.pth")
+    with open(last, "rb") as f, open(damaged, "wb") as out:
+        out.write(f.read(20000))  # a checkpoint of ours, cut short
 
     def run(*extra, dataset="tiny", path=tiny_data, sizes=TINY_RUN):
         """``extra`` over a small one-epoch run: a key in ``extra`` replaces the base's."""
@@ -137,6 +140,25 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "gpu-id-not-a-number": run("--gpu_id=abc"),
         "window-beyond-memory": run("--MAX_ITEM_LIST_LENGTH=10000"),
         "unresolvable-ip": run("--nproc=2", "--ip=999.1.1.1"),
+        "option-twice": run() + ["--dataset=other"],
+        "launch-key-one-process": run("--port=5679"),
+        "empty-ip": run("--nproc=2", "--ip="),
+        "config-files-comma": run("--config_files=a.yaml,b.yaml"),
+        "other-backbones-own-key": run("--mask_ratio=0.5"),
+        "unknown-activation": run("--hidden_act=foo"),
+        "negative-init": run("--initializer_range=-1"),
+        "keep-last-two": run("--keep_last_interactions=2"),
+        "topk-beyond-items": run("--topk=[5,10,50]"),
+        "damaged-checkpoint": [f"--resume={damaged}"],
+        "rate-without-views": run("--n_pairs=0", "--rate_min=0.3"),
+        "no-augmentation-at-all": run("--n_pairs=0", "--n_whole_level=0"),
+        "cl-rate-without-operator": run("--augmentation=cl4srec", "--cl_operators=['crop']", "--mask_rate=0.5"),
+        "ce-block-without-ce": run("--ce_logits_mib=10"),
+        "windows-in-prefix-mode": run("--train_mode=prefix", "--sequence_windows=all"),
+        "source-with-random": run("--similarity_model=Random", "--similarity_source=train"),
+        "stage1-epochs-with-pretrained": run(f"--pretrained_path={best}", "--stage1_epochs=5"),
+        "aug-weight-zero": run("--augmentation=cmr", "--aug_weight=0"),
+        "cl4srec-batch-of-one": run("--augmentation=cl4srec", "--train_batch_size=1"),
         "malformed-header": on("nohdr"),
         "no-user-column": on("nouser"),
         "row-widths": on("wide"),

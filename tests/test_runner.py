@@ -30,7 +30,8 @@ def run(*args, cwd=None):
     ],
 )
 def test_bad_input_gives_one_line_error_and_exit_2(args, message, tmp_path):
-    result = run(*args, f"--data_path={tmp_path}", "--dataset=nowhere" if "--dataset" not in args[0] else args[0])
+    dataset = [] if any(a.startswith("--dataset") for a in args) else ["--dataset=nowhere"]
+    result = run(*args, f"--data_path={tmp_path}", *dataset)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr

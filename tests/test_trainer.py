@@ -62,9 +62,11 @@ def test_progress_line_shows_ndcg10_beside_another_valid_metric(tiny_config_dict
 
 def test_pretrained_path_skips_stage1_and_starts_from_those_weights(tiny_config_dict, tmp_path):
     first = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "basrec": False, "epochs": 1})
-    config, model, trainer, (train, valid, test) = _setup(
-        {**tiny_config_dict, "pretrained_path": first["saved_model_file"], "stage1_epochs": 5, "epochs": 0}
-    )
+    # stage1_epochs left at its default (300): pretrained_path replaces stage 1 (giving both is refused)
+    settings = {k: v for k, v in tiny_config_dict.items() if k != "stage1_epochs"}
+    config, model, trainer, (train, valid, test) = _setup({**settings, "pretrained_path": first["saved_model_file"],
+                                                           "epochs": 0})
+    assert config["stage1_epochs"] == 300
     best_score, best_result = trainer.fit(train, valid, saved=False)
     saved = torch.load(first["saved_model_file"], weights_only=True)["state_dict"]
     assert all(torch.equal(model.state_dict()[k], saved[k]) for k in saved)

@@ -27,6 +27,8 @@ def parse_overrides(arguments):
         if not value.strip():
             raise ValueError(f"--{key}= has no value: write --{key}=VALUE (or leave --{key} out for its default)")
         result[key] = parse_value(value)
+        if result[key] is None and _takes_the_word_none(key):
+            result[key] = "none"  # tta=none, augmentation=none: the value, not Python's None
         text = value.strip()
         if isinstance(result[key], str) and text[0] in "[{" and text[-1] in "]}":
             # RecBole would keep it as one string, which list keys then read character by character.
@@ -42,3 +44,10 @@ def _quoted(text):
         return "{'name': 'value'}"
     inner = [part.strip().strip("'\"") for part in text[1:-1].split(",") if part.strip()]
     return "[" + ", ".join(repr(part) for part in inner) + "]"
+
+
+def _takes_the_word_none(key):
+    from recbole_basrec.config import schema
+
+    declared = schema.BY_NAME.get(key)
+    return declared is not None and declared.accepts("none") and not declared.accepts(None)

@@ -183,6 +183,9 @@ def _unknown_keys(config):
     if strict is False:
         getLogger().warning(f"keys unknown to RecBole and recbole-basrec, passed on unchecked: {', '.join(unknown)}")
         return
+    if declared is not None:
+        raise ValueError(f"{key} is a key of other backbones, which {config.model} does not have; drop it "
+                         f"(or choose a model that has it).")
     suggestion = closest_key(key, known)
     hint = f"did you mean {suggestion}? " if suggestion else "no known key is close; "
     others = f" (and {len(unknown) - 1} more unknown: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
@@ -279,6 +282,7 @@ def without_effect(model, final, given, methods=None):
         if "stage1_stopping_step" in given and (final["stage1_epochs"] == 0 or final["pretrained_path"]):
             found.append(("stage1_stopping_step", "there is no stage 1 to stop (stage1_epochs=0 or pretrained_path "
                                                   "given); drop it or set stage1_epochs > 0"))
+        found += _conditional_effects(final, given, methods)
         sampling = final.get("train_neg_sample_args")
         asked = isinstance(sampling, dict) and sampling.get("distribution") not in (None, "none")
         if "train_neg_sample_args" in given and asked and (final["loss_type"] == "CE" or final["train_mode"] == "sequence"):
@@ -286,6 +290,47 @@ def without_effect(model, final, given, methods=None):
                       if final["loss_type"] == "CE" else "train_mode=sequence draws one negative per position "
                       "itself; drop it (or set train_mode=prefix)")
             found.append(("train_neg_sample_args", reason))
+    return found
+
+
+#: Keys that act only when another key has some value: ``key: (condition on final, what makes it act)``.
+_ONLY_WHEN = {
+    **{key: (lambda f: f["n_pairs"] > 0, "n_pairs > 0 (single-sequence views)")
+       for key in ("rate_min", "rate_max", "aml_weight", "ssa_weighting", "reorder_keep_last")},
+    **{key: (lambda f: f["n_whole_level"] > 0, "n_whole_level > 0 (cross-sequence mixup)")
+       for key in ("wml_weight", "csa_partner_padding")},
+    "ce_logits_mib": (lambda f: f["loss_type"] == "CE", "loss_type=CE"),
+    "sequence_windows": (lambda f: f["train_mode"] == "sequence", "train_mode=sequence"),
+    "similarity_source": (lambda f: f["similarity_model"] != "Random", "a similarity_model other than Random"),
+    "stage1_epochs": (lambda f: not f["pretrained_path"] or f["stage1_epochs"] == 0,
+                      "no pretrained_path (which replaces stage 1)"),
+}
+#: CL4SRec's rate keys and the operator each belongs to.
+_CL_OPERATOR_RATES = {"crop_rate": "crop", "mask_rate": "mask", "reorder_rate": "reorder"}
+
+
+def _conditional_effects(final, given, methods):
+    found = []
+    basrec = "basrec" in methods
+    for key in sorted(given):
+        rule = _ONLY_WHEN.get(key)
+        acts = schema.BY_NAME[key].methods if key in schema.BY_NAME else ()
+        if rule and (basrec or "basrec" not in acts) and not rule[0](final):
+            found.append((key, f"it acts only with {rule[1]}; drop it or set that"))
+        if key in _CL_OPERATOR_RATES and set(methods) <= {"cl4srec", "none"} and "cl4srec" in methods \
+                and _CL_OPERATOR_RATES[key] not in final["cl_operators"]:
+            found.append((key, f"cl_operators {final['cl_operators']} has no {_CL_OPERATOR_RATES[key]}; add it there "
+                               "or drop the rate"))
+    if basrec and methods == ["basrec"] and final["n_pairs"] == 0 and final["n_whole_level"] == 0:
+        found.append(("n_pairs", "with n_whole_level=0 too, BASRec adds no augmentation at all; train plain with "
+                                 "augmentation=none, or give one of them > 0"))
+    for key, what in (("aug_weight", "the copies"), ("cl_weight", "the contrastive loss")):
+        if key in given and final[key] == 0 and len(methods) == 1:
+            found.append((key, f"0 switches {what} off, which is training with less augmentation than named; "
+                               "use augmentation=none for plain training, or a weight > 0"))
+    if "cl4srec" in methods and len(methods) == 1 and final["train_batch_size"] < 2:
+        found.append(("train_batch_size", "CL4SRec's contrastive loss needs at least 2 sequences per batch (the "
+                                          "others are its negatives); give train_batch_size >= 2"))
     return found
 
 

@@ -74,6 +74,9 @@ def load_yaml(path):
     """A YAML mapping file as a dict; a one-line ValueError naming the file for anything else."""
     if os.path.isdir(path):
         raise ValueError(f"Config file '{path}' is a directory; give the YAML file itself to --config_files.")
+    if not os.path.isfile(path) and "," in os.path.basename(path):
+        raise FileNotFoundError(f"Config file '{path}' not found; separate several files with spaces: "
+                                "--config_files=\"a.yaml b.yaml\".")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file '{path}' not found; check the path given to --config_files.")
     try:

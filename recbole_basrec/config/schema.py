@@ -105,6 +105,8 @@ def describe(schema):
     word = {"integer": "an integer", "number": "a number"}.get(kind, "a value")
     low = (">", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else (">=", schema.get("minimum"))
     high = ("<", schema["exclusiveMaximum"]) if "exclusiveMaximum" in schema else ("<=", schema.get("maximum"))
+    if low[1] is not None and low[1] == high[1] and low[0] == ">=" and high[0] == "<=":
+        return str(low[1])
     if low[1] is not None and high[1] is not None:
         left = "(" if low[0] == ">" else "["
         right = ")" if high[0] == "<" else "]"
@@ -188,7 +190,7 @@ KEYS = (
     Key("exact_valid_score", StrictBool, OURS,
         "Compare validation scores unrounded for early stopping (the authors' code); False rounds them first (RecBole)."),
     Key("valid_start_epoch", Count, OURS, "First epoch (0-based, per stage) that is validated."),
-    Key("keep_last_interactions", Count, OURS,
+    Key("keep_last_interactions", Union[Annotated[StrictInt, Field(ge=0, le=0)], Annotated[StrictInt, Field(ge=3)]], OURS,
         "Keep only each user's last K interactions (by time) before the split, with a warning naming how "
         "many were dropped: a sparser view of a dense dataset; 0 keeps all."),
     Key("tta", choice(TTA_MODES), OURS, "Test-time augmentation (TTA4SR) at test only: none, tnoise or tmask."),
@@ -245,6 +247,12 @@ KEYS = (
     Key("mask_ratio", Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)], BACKBONE,
         "BERT4Rec: share of the items masked for its cloze task (0 would train nothing, 1 leaves nothing to read)."),
     Key("step", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "SR-GNN / GC-SAN: propagation steps of the session graph."),
+    Key("hidden_act", choice(("gelu", "relu", "swish", "tanh", "sigmoid")), BACKBONE,
+        "Activation of the feed-forward layers (RecBole's names)."),
+    Key("initializer_range", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BACKBONE,
+        "Standard deviation of the initial weights."),
+    Key("ft_ratio", Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)], BACKBONE,
+        "BERT4Rec: share of training sequences whose last item is masked (fine-tuning)."),
     Key("layer_norm_eps", Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)], BACKBONE,
         "LayerNorm's epsilon."),
 )

@@ -361,6 +361,8 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     arms = all_arms if arms is None else tuple(arms)
     if not arms or set(arms) - set(all_arms):
         raise CompareError(f"arms {list(arms)}: choose among {list(all_arms)}")
+    if out is not None:
+        _check_writable(out)
     given = dict(config_dict or {})
     for key in ("basrec", "augmentation", "seed"):
         if key in given:
@@ -380,6 +382,9 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     final = config.final_config_dict
     for key, fix in without_effect(model_name, final, set(config.external_config_dict), methods=["none", *methods]):
         raise CompareError(f"{key} has no effect in any arm of this comparison: {fix}")
+    for method in methods:  # what a method's own setup refuses, before any arm trains
+        with effect_checks_off():
+            build_config(model_name, dataset, config_file_list, {**settings, "augmentation": method})
     main = final["single_spec"] or distributed.is_main()  # several processes: global rank 0 writes and speaks
     backbone = backbone_of(model_name)
     layers = setting_layers(model_name, dataset, config_file_list, given)
@@ -517,6 +522,23 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         tell(line)
     tell(f"[compare] record: {json_path}")
     return record
+
+
+def _check_writable(out):
+    """Refuse, before any training, a record path that cannot be written."""
+    out = os.fspath(out)
+    if os.path.isdir(out):
+        raise CompareError(f"--out {out} is a directory; give the JSON file to write, e.g. {os.path.join(out, 'compare.json')}")
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise CompareError(f"--out {out} cannot be written ({error.strerror or type(error).__name__}); choose a file "
+                           "in a folder you can write") from None
 
 
 def _claim(run_dir, digest, model_name, dataset):

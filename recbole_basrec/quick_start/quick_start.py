@@ -138,6 +138,10 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
                 loader.transform = transform
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        topk = [config["topk"]] if isinstance(config["topk"], int) else list(config["topk"])
+        if max(topk) > dataset.item_num - 1:
+            raise ValueError(f"topk {max(topk)} is more than the {dataset.item_num - 1} items of '{config['dataset']}': "
+                             f"every cut-off must be at most the number of items ranked.")
         if trainer:
             rows = min(config["train_batch_size"], len(train_data.dataset))
             check_activation_memory(config, net, rows, min(config["eval_batch_size"], dataset.user_num))

@@ -199,10 +199,22 @@ def load_checkpoint(path, device="cpu"):
     except FileNotFoundError:
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
     except Exception as error:  # unpickling refused: not a weights-only checkpoint
+        if isinstance(error, (OSError, EOFError, RuntimeError)) and _looks_like_ours(path):
+            raise ValueError(f"Checkpoint '{path}' is damaged or cut short ({type(error).__name__}); use an earlier "
+                             "complete checkpoint (a run writes its files atomically, so a copy or download broke it).") from None
         raise ValueError(
             f"Checkpoint '{path}' cannot be loaded with weights_only=True ({type(error).__name__}); "
             f"use a checkpoint saved by recbole-basrec, or save `model.state_dict()` with torch.save."
         ) from None
+
+
+def _looks_like_ours(path):
+    """Whether ``path`` starts as a torch zip archive (what ``torch.save`` writes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _refuse_compiled(model):
