@@ -170,7 +170,13 @@ def main(argv=None):
 
     from recbole_basrec.quick_start import run_recbole_basrec
 
-    result = _train(args, files, config_dict) if _launch(args) else run_recbole_basrec(
+    launch = _launch(args)
+    if not launch and "launch_timeout" in config_dict:
+        raise ValueError("launch_timeout has no effect with one process: add --nproc=N (or --world_size=N), or drop it.")
+    if args.resume and config_dict.get("epochs") == 0:
+        raise ValueError("--epochs=0 with --resume trains nothing more: to test a run's best model, give it as "
+                         "--pretrained_path=<best .pth> --epochs=0 without --resume.")
+    result = _train(args, files, config_dict) if launch else run_recbole_basrec(
         args.model, args.dataset, config_file_list=files, config_dict=config_dict, resume_file=args.resume
     )
     if result is None:  # a rank other than 0: rank 0 prints

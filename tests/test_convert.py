@@ -207,3 +207,13 @@ def test_an_existing_dataset_is_replaced_only_with_force_and_written_whole(tmp_p
     assert main([other, str(tmp_path), "--name", "d", "--force"]) == 0
     assert target.read_text() != before and "\t7\t" in target.read_text()
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["d.inter"]  # no temporary left
+
+
+def test_an_atomic_file_and_a_path_as_name_are_named(tmp_path):
+    inter = tmp_path / "x.inter"
+    inter.write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
+    with pytest.raises(ValueError, match="is already a RecBole atomic file"):
+        convert(str(inter), str(tmp_path / "out"))
+    src = write_src(tmp_path / "d.txt", "1 2 3 4\n")
+    with pytest.raises(ValueError, match="invalid dataset name 'a/b': give a plain name without"):
+        convert(src, str(tmp_path / "out"), name="a/b")

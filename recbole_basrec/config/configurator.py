@@ -300,6 +300,7 @@ _ONLY_WHEN = {
     **{key: (lambda f: f["n_whole_level"] > 0, "n_whole_level > 0 (cross-sequence mixup)")
        for key in ("wml_weight", "csa_partner_padding")},
     "ce_logits_mib": (lambda f: f["loss_type"] == "CE", "loss_type=CE"),
+    "stopping_step": (lambda f: f["eval_step"] > 0, "eval_step > 0 (early stopping counts validations)"),
     "sequence_windows": (lambda f: f["train_mode"] == "sequence", "train_mode=sequence"),
     "similarity_source": (lambda f: f["similarity_model"] != "Random", "a similarity_model other than Random"),
     "stage1_epochs": (lambda f: not f["pretrained_path"] or f["stage1_epochs"] == 0,

@@ -244,6 +244,8 @@ KEYS = (
     Key("hidden_dropout_prob", Probability, BACKBONE, "Dropout probability of hidden states."),
     Key("attn_dropout_prob", Probability, BACKBONE, "Dropout probability of attention weights."),
     Key("dropout_prob", Probability, BACKBONE, "Dropout probability (GRU4Rec, NARM, ...)."),
+    Key("dropout_probs", Annotated[list[Probability], Field(min_length=2, max_length=2)], BACKBONE,
+        "NARM: dropout probabilities of the embedding and of the session representation."),
     Key("mask_ratio", Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)], BACKBONE,
         "BERT4Rec: share of the items masked for its cloze task (0 would train nothing, 1 leaves nothing to read)."),
     Key("step", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "SR-GNN / GC-SAN: propagation steps of the session graph."),

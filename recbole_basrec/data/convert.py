@@ -75,7 +75,8 @@ def convert(src, dest_dir, name=None, force=False):
     if name is None:
         name = os.path.splitext(os.path.basename(src))[0]
     if not name or os.sep in name or name in (".", ".."):
-        raise ValueError(f"invalid dataset name {name!r}")
+        raise ValueError(f"invalid dataset name {name!r}: give a plain name without '{os.sep}' (the folder and the "
+                         "file are named after it), e.g. --name Beauty")
 
     rows = [HEADER]
     first_line_of = {}  # user id -> line number, to report duplicates
@@ -90,6 +91,9 @@ def convert(src, dest_dir, name=None, force=False):
             tokens = line.split()
             if not tokens:
                 continue  # blank lines (e.g. a trailing one) carry nothing
+            if line_no == 1 and ":" in tokens[0]:
+                raise ValueError(f"{src} is already a RecBole atomic file (header {line.strip()[:60]!r}); give its "
+                                 "folder's name and parent with --dataset and --data_path instead of converting it")
             ids = _parse_line(tokens, line_no)
             user, seq = ids[0], ids[1:]
             if not seq:

@@ -104,6 +104,8 @@ def spawn(model, dataset, config_file_list, config_dict, settings, resume_file=N
     killed) and raises ``Interrupted``; a rank that dies stops the others and raises
     ``RankFailed`` naming it and the checkpoint to resume from; a bad input in any rank raises
     its ValueError."""
+    # c10d logs every failed store read with C++ stack frames; the launcher's own line says what failed.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     import logging
 
     import torch.multiprocessing as mp
