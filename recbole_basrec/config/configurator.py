@@ -27,7 +27,7 @@ from recbole.utils import InputType
 from recbole.utils import argument_list
 
 from recbole_basrec.config import schema
-from recbole_basrec.config.files import default_config_files, load_yaml
+from recbole_basrec.config.files import default_config_files, load_yaml, unwritable
 from recbole_basrec.config.models import (
     HANDWRITTEN,
     SEQUENCE_MODE,
@@ -410,17 +410,10 @@ def _check_basrec(model, final):
 
 def _check_environment(final):
     folder = final["checkpoint_dir"]
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as error:
-        raise ValueError(
-            f"checkpoint_dir '{folder}' cannot be written ({error.strerror or type(error).__name__}); "
-            f"choose a folder you can write, e.g. --checkpoint_dir=saved"
-        ) from None
+    why = unwritable(folder)
+    if why:
+        raise ValueError(f"checkpoint_dir '{folder}' cannot be written ({why}); choose a folder you can write, "
+                         "e.g. --checkpoint_dir=saved")
     if final.get("log_wandb"):
         try:
             import wandb  # noqa: F401

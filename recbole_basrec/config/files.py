@@ -137,3 +137,16 @@ def default_config_dict(model_name, dataset=None):
     for path in default_config_files(model_name, dataset):
         merged.update(load_yaml(path))
     return merged
+
+
+def unwritable(folder):
+    """Why files cannot be written in ``folder`` (made if missing), or None when they can."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    return None

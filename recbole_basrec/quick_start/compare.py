@@ -529,16 +529,11 @@ def _check_writable(out):
     out = os.fspath(out)
     if os.path.isdir(out):
         raise CompareError(f"--out {out} is a directory; give the JSON file to write, e.g. {os.path.join(out, 'compare.json')}")
-    folder = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write-test-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as error:
-        raise CompareError(f"--out {out} cannot be written ({error.strerror or type(error).__name__}); choose a file "
-                           "in a folder you can write") from None
+    from recbole_basrec.config.files import unwritable
+
+    why = unwritable(os.path.dirname(os.path.abspath(out)))
+    if why:
+        raise CompareError(f"--out {out} cannot be written ({why}); choose a file in a folder you can write")
 
 
 def _claim(run_dir, digest, model_name, dataset):
