@@ -76,6 +76,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     _write(f"{data}/bom/bom.inter", ("\ufeff" + header + rows).encode("utf-8"), "wb")
     _write(f"{data}/binary/binary.inter", bytes(range(256)) * 8, "wb")
     _write(f"{data}/nantime/nantime.inter", header + rows + "1\t7\t\n")
+    _write(f"{data}/ufloat/ufloat.inter", header.replace("user_id:token", "user_id:float") + rows)
+    _write(f"{data}/hdr2/hdr2.inter", header + rows + header + rows)
     lines = rows.splitlines(keepends=True)
     _write(f"{data}/wide/wide.inter", header + "".join(lines[:5]) + "3\t4\t5\t6\n" + "".join(lines[5:]) + "\n7\t8\n")
     _write(f"{data}/nouser/nouser.inter", "member:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
@@ -166,6 +168,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "malformed-header": on("nohdr"),
         "no-user-column": on("nouser"),
         "row-widths": on("wide"),
+        "float-user-ids": on("ufloat"),
+        "header-repeated": on("hdr2"),
         "two-interactions": on("two"),
         "text-timestamps": on("dates"),
         "empty-file": on("empty"),

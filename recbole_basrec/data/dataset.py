@@ -86,15 +86,27 @@ def check_dataset_files(config):
                 f"Malformed atomic file {inter_file}: no '{config[key]}' column ({key}); sequential "
                 f"recommendation needs user, item and time columns (found: {', '.join(fields) or 'none'})."
             )
-    _check_row_widths(inter_file, config["field_separator"], len(header))
+    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD"):
+        if fields[config[key]] != "token":
+            raise ValueError(
+                f"Malformed atomic file {inter_file}: column '{config[key]}' is declared ':{fields[config[key]]}', "
+                f"but user and item ids are tokens; write it '{config[key]}:token'.")
+    _check_row_widths(inter_file, config["field_separator"], len(header), lines[0].rstrip("\r"))
 
 
-def _check_row_widths(path, separator, width):
+def _check_row_widths(path, separator, width, header):
     """Refuse rows with more or fewer fields than the header (RecBole's reader drops the extra
-    fields of a longer row and fills a shorter one with missing values, without a word)."""
+    fields of a longer row and fills a shorter one with missing values, without a word), and the
+    header repeated as a row (files joined by concatenation)."""
     if len(separator) != 1:
         return
     data = np.fromfile(path, dtype=np.uint8)
+    raw = data.tobytes()
+    repeat = raw.find(b"\n" + header.encode("utf-8") + b"\n")
+    if repeat >= 0:
+        line = raw.count(b"\n", 0, repeat + 1) + 1
+        raise ValueError(f"Malformed atomic file {path}: line {line} repeats the header (files joined together?); "
+                         "remove it.")
     if data.size == 0:
         return
     ends = np.flatnonzero(data == ord("\n"))
