@@ -162,6 +162,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "aug-weight-zero": run("--augmentation=cmr", "--aug_weight=0"),
         "cl4srec-batch-of-one": run("--augmentation=cl4srec", "--train_batch_size=1"),
         "stopping-without-validation": run("--eval_step=0", "--stopping_step=3"),
+        "mask-rate-zero": run("--augmentation=cmr", "--mask_rate=0.0"),
+        "crop-rate-one": run("--augmentation=cmr", "--crop_rate=1.0"),
         "narm-dropout-above-one": run("--model=NARM", "--train_mode=prefix", "--dropout_probs=[1.5,0.2]", sizes=COMMON),
         "launch-timeout-one-process": run("--launch_timeout=5"),
         "resume-epochs-zero": [f"--resume={last}", "--epochs=0"],

@@ -250,3 +250,11 @@ def test_compare_runs_every_method_from_one_stage1(backbone, tiny_config_dict, t
     stage1 = os.path.join(os.path.dirname(record["json_path"]), record["stage1"]["checkpoint"])
     for arm in ["plain", *every]:  # every arm continues from the one stage 1
         assert f"[{arm}-1] stage 2 starts from {stage1}" in lines
+
+
+def test_a_slide_window_as_long_as_every_sequence_is_named(tiny_setup, caplog):
+    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=14)  # tiny's longest training sequence
+    assert "slide_window_length=14 is at least the longest training sequence (14 items)" in caplog.text
+    caplog.clear()
+    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=13)
+    assert "slide_window_length" not in caplog.text

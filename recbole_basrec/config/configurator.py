@@ -325,6 +325,11 @@ def _conditional_effects(final, given, methods):
     if basrec and methods == ["basrec"] and final["n_pairs"] == 0 and final["n_whole_level"] == 0:
         found.append(("n_pairs", "with n_whole_level=0 too, BASRec adds no augmentation at all; train plain with "
                                  "augmentation=none, or give one of them > 0"))
+    if "mask_rate" in given and final["mask_rate"] == 0:
+        found.append(("mask_rate", "0 masks no item, so the mask operator leaves every sequence as it is; give a "
+                                   "rate > 0 (or drop mask from cl_operators for cl4srec)"))
+    if "crop_rate" in given and final["crop_rate"] == 1:
+        found.append(("crop_rate", "1 keeps the whole sequence, so the crop operator changes nothing; give a rate < 1"))
     for key, what in (("aug_weight", "the copies"), ("cl_weight", "the contrastive loss")):
         if key in given and final[key] == 0 and len(methods) == 1:
             found.append((key, f"0 switches {what} off, which is training with less augmentation than named; "

@@ -25,6 +25,7 @@ data), every position with a target in ``train_mode=sequence`` (the paper's prot
 With ``loss_type: CE`` a mixed target is scored as ``<h, p~> - logsumexp_i <h, e_i>``, i.e.
 soft-label cross-entropy, which is plain CE when every mixing coefficient is 1.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 from recbole.utils import InputType
@@ -200,6 +201,8 @@ class BASRec:
                 f"{type(self).__name__} sees future positions, so train_mode=sequence (a loss at every "
                 f"position) would leak targets: set filter_causal=True or train_mode=prefix."
             )
+        if self.augmentation == "slide_window":
+            self._check_window(dataset)
         neighbours = torch.zeros(self.n_items, dtype=torch.long)
         if (self.basrec and self.n_pairs > 0) or self.augmentation in methods.NEEDS_NEIGHBOURS:
             neighbours = self._build_neighbours(config, dataset)
@@ -223,6 +226,20 @@ class BASRec:
             seed=config["seed"],
             cache_dir=config["checkpoint_dir"],
         )
+
+    def _check_window(self, dataset):
+        """Warn when every slide-window copy would be its whole sequence (a copy of plain data)."""
+        sequences = getattr(dataset, "basrec_train_sequences", None)
+        if sequences is None:
+            return
+        longest = int(np.diff(sequences[0]).max(initial=0))  # a training sequence: its inputs and last target
+        if self.slide_window_length >= longest:
+            from logging import getLogger
+
+            getLogger().warning(
+                f"slide_window_length={self.slide_window_length} is at least the longest training sequence ({longest} "
+                f"items): every copy is its whole sequence, so slide_window trains on duplicated plain data; give a "
+                f"length below {longest}.")
 
     def _check_backbone(self, dataset):
         """Refuse, with the reason, a backbone BASRec cannot serve (hand-written adapters: none)."""
