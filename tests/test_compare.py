@@ -334,7 +334,7 @@ def test_compare_serves_other_backbones_and_reads_the_users_yaml(backbone, tiny_
     (["compare", "--seeds", "1", "--seeds", "2"], "error: --seeds is given twice ([1] and [2]); give it once (see "
                                                   "recbole-basrec compare --help)"),
     (["compare", "--out=/"], "error: --out / is a directory; give the JSON file to write, e.g. /compare.json"),
-    (["compare", "--methods", "cmr", "none"], "error: --methods cmr none: give distinct methods among basrec, ran, "
+    (["compare", "--methods", "cmr", "none"], "error: --methods cmr none: none is not a method; give distinct methods among basrec, ran, "
                                               "ran_s, slide_window, cmr, cmrsi, cl4srec (plain training is always "
                                               "compared)"),
     (["--nproc=abc"], "error: argument --nproc: invalid int value: 'abc' (see recbole-basrec --help)"),

@@ -160,8 +160,8 @@ def test_stock_model_with_our_trainer_gets_tta(tiny_config_dict):
 
 @pytest.mark.parametrize("key,value,fragment", [
     ("tta", "tdrop", "tta must be one of none, tnoise, tmask"),
-    ("tta_views", 0, "tta_views must be an integer >= 1"),
-    ("tta_output_views", -1, "tta_output_views must be an integer >= 0"),
+    ("tta_views", 0, "tta_views must be an integer in [1, 1000]"),
+    ("tta_output_views", -1, "tta_output_views must be an integer in [0, 1000]"),
     ("tta_noise", [1.0, 0.5], "tta_noise [1.0, 0.5] has low > high"),
     ("tta_mask_rate", 1.0, "tta_mask_rate must be a number in [0, 1)"),
 ])

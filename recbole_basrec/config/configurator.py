@@ -177,7 +177,8 @@ def _unknown_keys(config):
     if declared is not None and declared.scope != schema.BACKBONE:  # one of ours, for other models
         raise ValueError(
             f"{key} is a key of {declared.scope}, which {config.model} is not; "
-            f"drop it, or train a BASRec model (e.g. --model={backbone_of(config.model)} with the runner)."
+            + ("drop it, or train FMLP-Rec (--model=FMLPRec)." if declared.scope == schema.FMLPREC else
+               f"drop it, or train a BASRec model (e.g. --model={backbone_of(config.model)} with the runner).")
         )
     strict = config.external_config_dict.get("strict_keys", config.internal_config_dict.get("strict_keys", True))
     if strict is False:
@@ -282,6 +283,10 @@ def without_effect(model, final, given, methods=None):
         if "stage1_stopping_step" in given and (final["stage1_epochs"] == 0 or final["pretrained_path"]):
             found.append(("stage1_stopping_step", "there is no stage 1 to stop (stage1_epochs=0 or pretrained_path "
                                                   "given); drop it or set stage1_epochs > 0"))
+        if "basrec" in given and final["basrec"] is True and "augmentation" in given \
+                and final["augmentation"] != "basrec":
+            found.append(("basrec", f"basrec=True asks for BASRec but augmentation={final['augmentation']} was given: "
+                                    "drop basrec (augmentation chooses the method)"))
         found += _conditional_effects(final, given, methods)
         sampling = final.get("train_neg_sample_args")
         asked = isinstance(sampling, dict) and sampling.get("distribution") not in (None, "none")

@@ -194,8 +194,10 @@ KEYS = (
         "Keep only each user's last K interactions (by time) before the split, with a warning naming how "
         "many were dropped: a sparser view of a dense dataset; 0 keeps all."),
     Key("tta", choice(TTA_MODES), OURS, "Test-time augmentation (TTA4SR) at test only: none, tnoise or tmask."),
-    Key("tta_views", Positive, OURS, "Augmented input copies per test sequence."),
-    Key("tta_output_views", Count, OURS, "TNoise: further copies with the noise on the output representation."),
+    Key("tta_views", Annotated[StrictInt, Field(ge=1, le=1000)], OURS,
+        "Augmented input copies per test sequence (each costs one more scoring pass)."),
+    Key("tta_output_views", Annotated[StrictInt, Field(ge=0, le=1000)], OURS,
+        "TNoise: further copies with the noise on the output representation."),
     Key("tta_noise", Annotated[list[Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False, strict=True)]],
                                Field(min_length=2, max_length=2)], OURS,
         "TNoise: noise drawn from U(low, high), written [low, high] with low <= high; beyond +-100 it is "

@@ -355,7 +355,8 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     methods = list(methods or DEFAULT_METHODS)
     unknown = [m for m in methods if m not in METHODS or m == "none"]
     if unknown or len(set(methods)) != len(methods):
-        raise CompareError(f"--methods {' '.join(methods)}: give distinct methods among "
+        problem = f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a method" if unknown else "a method is named twice"
+        raise CompareError(f"--methods {' '.join(methods)}: {problem}; give distinct methods among "
                            f"{', '.join(m for m in METHODS if m != 'none')} (plain training is always compared)")
     all_arms = arms_of(methods)
     arms = all_arms if arms is None else tuple(arms)
