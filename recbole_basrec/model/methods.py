@@ -38,10 +38,20 @@ LOSS_TERMS = {"basrec": ("rec", "ssa", "csa"), "none": ("loss",), "cl4srec": ("r
               **{m: ("rec", "aug") for m in HEURISTIC}}
 
 
+def _rates(lengths):
+    """``rate(value)``: the operator rate ``value`` for every row, on the rows' device."""
+    return lambda value: torch.full(lengths.shape, float(value), device=lengths.device)
+
+
+def _in_place(ids, lengths):
+    """An operator result ``(ids, lengths, masked)`` for one that keeps lengths and masks nothing."""
+    return ids, lengths, torch.zeros_like(ids, dtype=torch.bool)
+
+
 def heuristic_view(model, method, seq, lengths):
     """One augmented copy per row of right-padded training sequences ``seq`` (inputs followed by
     their last target): ``(ids, lengths, masked)``."""
-    rate = lambda value: torch.full(lengths.shape, float(value), device=seq.device)  # noqa: E731
+    rate = _rates(lengths)
     lengths = lengths.long()
     if method == "ran":
         return aug.insert(seq, lengths, rate(model.insert_rate), aug.random_items(seq, model.n_items))
@@ -53,11 +63,10 @@ def heuristic_view(model, method, seq, lengths):
     ops = [
         aug.crop(seq, lengths, rate(model.crop_rate), min_length=2),
         aug.mask(seq, lengths, rate(model.mask_rate), read=lengths - 1),  # the last item is only a target
-        (aug.reorder(seq, lengths, rate(model.reorder_rate)), lengths, torch.zeros_like(seq, dtype=torch.bool)),
+        _in_place(aug.reorder(seq, lengths, rate(model.reorder_rate)), lengths),
     ]
     if method == "cmrsi":
-        ops.append((aug.substitute(seq, lengths, rate(model.substitute_rate), model.substitute_table), lengths,
-                    torch.zeros_like(seq, dtype=torch.bool)))
+        ops.append(_in_place(aug.substitute(seq, lengths, rate(model.substitute_rate), model.substitute_table), lengths))
         ops.append(aug.insert(seq, lengths, rate(model.insert_rate), model.substitute_table[seq]))
     choice = torch.randint(len(ops), lengths.shape, device=seq.device)
     return aug.pick_per_row(choice, ops)
@@ -82,12 +91,11 @@ def cl4srec_loss(model, item_seq, item_seq_len):
     """CL4SRec's InfoNCE between two crop / mask / reorder views of every input sequence."""
     batch = item_seq.size(0)
     seq, lengths = item_seq.repeat(2, 1), item_seq_len.long().repeat(2)
-    rate = lambda value: torch.full(lengths.shape, float(value), device=seq.device)  # noqa: E731
+    rate = _rates(lengths)
     operators = {
         "crop": lambda: aug.crop(seq, lengths, rate(model.crop_rate), min_length=1),
         "mask": lambda: aug.mask(seq, lengths, rate(model.mask_rate)),
-        "reorder": lambda: (aug.reorder(seq, lengths, rate(model.reorder_rate)), lengths,
-                            torch.zeros_like(seq, dtype=torch.bool)),
+        "reorder": lambda: _in_place(aug.reorder(seq, lengths, rate(model.reorder_rate)), lengths),
     }
     ops = [operators[name]() for name in model.cl_operators]
     choice = torch.randint(len(ops), lengths.shape, device=seq.device)
