@@ -84,3 +84,18 @@ def test_a_full_disk_stops_in_one_line_keeps_the_last_checkpoints_and_resumes_el
     resumed = run_recbole_basrec(resume_file=last[0], config_dict={"checkpoint_dir": str(tmp_path / "roomy")})
     assert os.path.dirname(resumed["saved_model_file"]) == str(tmp_path / "roomy")
     assert resumed["test_result"]["ndcg@10"] >= 0
+
+
+def test_resuming_a_finished_run_rewrites_none_of_its_files(tiny_config_dict, tmp_path):
+    """RecBole's fit saves the current weights as the best model when no epoch is left: a finished
+    run resumed must test its best model as it was, not its last epoch's weights."""
+    from recbole_basrec.quick_start import run_recbole_basrec
+
+    done = run_recbole_basrec("SASRec", "tiny", config_dict={**tiny_config_dict, "checkpoint_dir": str(tmp_path),
+                                                             "epochs": 3})
+    files = sorted(glob.glob(str(tmp_path / "*.pth")))
+    before = {path: open(path, "rb").read() for path in files}
+    again = run_recbole_basrec(resume_file=done["saved_model_file"].replace(".pth", "-last.pth"))
+    assert sorted(glob.glob(str(tmp_path / "*.pth"))) == files
+    assert {path: open(path, "rb").read() for path in files} == before
+    assert again["test_result"] == done["test_result"]

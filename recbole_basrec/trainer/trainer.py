@@ -465,6 +465,10 @@ class BASRecTrainer(Trainer):
 
     # ------------------------------------------------------------------ two-stage training
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        if getattr(self, "_resumed", None) and self.stage != STAGE_1 and self.start_epoch >= self.epochs:
+            # Nothing left to train. RecBole's fit would save the current (last) weights over the
+            # best model here, so the test would score the last epoch instead of the best.
+            return self.best_valid_score, self.best_valid_result
         result = self._fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         if self.train_loss_dict or getattr(self, "_resumed", None):
             # the last state says the run is over, so resuming it trains nothing more
