@@ -160,6 +160,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "source-with-random": run("--similarity_model=Random", "--similarity_source=train"),
         "stage1-epochs-with-pretrained": run(f"--pretrained_path={best}", "--stage1_epochs=5"),
         "aug-weight-zero": run("--augmentation=cmr", "--aug_weight=0"),
+        "aug-weight-huge": run("--augmentation=cmr", "--aug_weight=1e300"),
         "cl4srec-batch-of-one": run("--augmentation=cl4srec", "--train_batch_size=1"),
         "stopping-without-validation": run("--eval_step=0", "--stopping_step=3"),
         "mask-rate-zero": run("--augmentation=cmr", "--mask_rate=0.0"),

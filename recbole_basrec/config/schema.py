@@ -40,6 +40,8 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Rate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, strict=True)]
 Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
 Width = Annotated[StrictInt, Field(ge=1, le=65536)]
+#: A loss term's weight: beyond 1e6 a float32 loss overflows to inf within a few steps.
+LossWeight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False, strict=True)]
 
 
 def choice(options):
@@ -136,9 +138,9 @@ KEYS = (
         "Beta(beta, beta) for every mixing coefficient.", methods=ONLY_BASREC),
     Key("rate_min", Rate, BASREC, "Lower bound of the M-Reorder / M-Substitute rate.", methods=ONLY_BASREC),
     Key("rate_max", Rate, BASREC, "Upper bound of the M-Reorder / M-Substitute rate (>= rate_min).", methods=ONLY_BASREC),
-    Key("rec_weight", NonNegative, BASREC, "Weight of the plain recommendation loss.", methods=ONLY_BASREC),
-    Key("aml_weight", NonNegative, BASREC, "Weight of the single-sequence augmentation losses.", methods=ONLY_BASREC),
-    Key("wml_weight", NonNegative, BASREC, "Weight of the cross-sequence augmentation losses.", methods=ONLY_BASREC),
+    Key("rec_weight", LossWeight, BASREC, "Weight of the plain recommendation loss.", methods=ONLY_BASREC),
+    Key("aml_weight", LossWeight, BASREC, "Weight of the single-sequence augmentation losses.", methods=ONLY_BASREC),
+    Key("wml_weight", LossWeight, BASREC, "Weight of the cross-sequence augmentation losses.", methods=ONLY_BASREC),
     Key("similarity_model", choice(SIMILARITY_MODELS), BASREC, "M-Substitute neighbours: the most similar item by this measure.", methods=WITH_NEIGHBOURS),
     Key("similarity_source", choice(SIMILARITY_SOURCES), BASREC,
         "'inputs': similarity from each user's training inputs (the authors' items[:-3]); 'train': all training items.", methods=WITH_NEIGHBOURS),
@@ -158,7 +160,7 @@ KEYS = (
     Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code).", methods=ONLY_BASREC),
     # The comparison methods (augmentation other than basrec).
     Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step.", methods=HEURISTIC),
-    Key("aug_weight", NonNegative, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss.", methods=HEURISTIC),
+    Key("aug_weight", LossWeight, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss.", methods=HEURISTIC),
     Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window.", methods=WITH_CMR_OPERATORS),
     Key("mask_rate", Probability, BASREC,
         "Mask (cmr, cmrsi, cl4srec): share of the items read as the mask token.", methods=WITH_CMR_OPERATORS),
@@ -169,7 +171,7 @@ KEYS = (
         "the most similar one for ran_s and cmrsi).", methods=('ran', 'ran_s', 'cmrsi')),
     Key("slide_window_length", Annotated[StrictInt, Field(ge=2)], BASREC,
         "slide_window: length of the random contiguous sub-sequence (inputs and target) each copy keeps.", methods=('slide_window',)),
-    Key("cl_weight", NonNegative, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss.", methods=('cl4srec',)),
+    Key("cl_weight", LossWeight, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss.", methods=('cl4srec',)),
     Key("cl_temperature", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
         "cl4srec: InfoNCE temperature.", methods=('cl4srec',)),
     Key("cl_similarity", choice(CL_SIMILARITIES), BASREC, "cl4srec: similarity of two representations, dot or cos.", methods=('cl4srec',)),
