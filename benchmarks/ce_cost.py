@@ -4,7 +4,7 @@ One process, BASRec SASRec at the published Beauty settings (n_pairs 2, n_whole_
 batch 256) on Beauty, the same batches for every variant: BCE (one sampled negative per slot),
 CE with the exact block-wise log-sum-exp (``ce_logits_mib`` 256, the default) and CE with every
 logit at once (``ce_logits_mib`` 0). Per variant: median step time of interleaved steps and the
-peak RSS over a baseline while stepping (a sampling thread), plus the count of target slots per
+peak RSS over a baseline while stepping (``common.PeakMemory``), plus the count of target slots per
 batch, from which the logits a step would hold at once unblocked (``11 x slots x items`` floats:
 the rec term, 4 views, 6 CSA rounds) is given for larger catalogues. Writes
 ``results/ce-cost-beauty-cpu.json``.
@@ -34,7 +34,6 @@ def main(argv=None):
     import recbole_basrec
 
     recbole_basrec.setup()
-    from benchmarks.speed import _RssSampler
     from recbole_basrec.quick_start import build
 
     torch.set_num_threads(args.threads)
@@ -51,26 +50,19 @@ def main(argv=None):
             break
     slots = [int((b["target_item_list"] > 0).sum()) if "target_item_list" in b else None for b in batches]
 
-    def step(run, batch):
-        run.trainer.optimizer.zero_grad(set_to_none=True)
-        losses = run.model.calculate_loss(batch)
-        sum(losses).backward()
-        run.trainer.optimizer.step()
-
     times = {v: [] for v in VARIANTS}
     memory = {}
     for variant, run in runs.items():
-        run.model.train()
-        step(run, batches[0])  # warm-up
-        with _RssSampler() as sampler:
-            step(run, batches[1])
-        memory[variant] = {"rss_peak_over_baseline_mib": (sampler.peak - sampler.baseline) / 2**20}
+        run.trainer.train_step(batches[0])  # warm-up
+        with common.PeakMemory("cpu") as peak:
+            run.trainer.train_step(batches[1])
+        memory[variant] = {"rss_peak_over_baseline_mib": peak.over_baseline_mib}
     load_before = os.getloadavg()[0]
     for i, batch in enumerate(batches[1:]):
         order = list(runs) if i % 2 == 0 else list(reversed(list(runs)))
         for variant in order:
             t0 = time.perf_counter()
-            step(runs[variant], batch)
+            runs[variant].trainer.train_step(batch)
             times[variant].append(time.perf_counter() - t0)
     n_items = base.model.n_items
     mean_slots = sum(s for s in slots if s) / max(1, len([s for s in slots if s]))

@@ -1,7 +1,9 @@
-"""Shared helpers of the benchmark jobs: data location, environment record, JSON and plots.
+"""Shared helpers of the benchmark jobs: data location, environment record, JSON, plots and the
+one peak-memory measure.
 
-The jobs use recbole-basrec's public API only (``recbole_basrec.quick_start.build`` and the
-trainer's public methods)."""
+The jobs use recbole-basrec's and RecBole's public API only (``recbole_basrec.quick_start.build``,
+the trainer's ``train_step``, ``scoring`` and ``score_batch``, a loader's ``dataset``);
+``tests/test_benchmark.py`` checks that no job reads a private attribute."""
 import os
 import resource
 import statistics
@@ -114,9 +116,102 @@ def environment():
     return _environment(COMMAND)
 
 
-def max_rss_mib():
-    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _proc_status_mib(key):
+    """``VmRSS`` (resident now) or ``VmHWM`` (its high-water mark) of this process, MiB; None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_high_water():
+    """Restart the kernel's resident high-water mark from the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakMemory:
+    """Peak memory while the block runs, MiB: on a CUDA device the peak of allocated tensor
+    memory, else the peak resident set (the kernel's high-water mark, restarted as the block
+    starts; where it cannot be restarted, the process's peak so far). Blocks nest, per kind: a
+    nested block's peak counts in its parent's.
+
+    ``record()``: ``{"<kind>_baseline_mib", "<kind>_peak_mib", "<kind>_peak_over_baseline_mib"}``
+    with kind ``cuda`` or ``rss``."""
+
+    _open = {"cuda": [], "rss": []}  # the running blocks of each kind, innermost last
+
+    def __init__(self, device="cpu"):
+        self.device = str(device)
+        self.kind = "cuda" if self.device.startswith("cuda") else "rss"
+        self.baseline_mib = self.peak_mib = self.end_mib = None
+
+    def _now_and_high(self):
+        if self.kind == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.memory_allocated(self.device) / 2**20, torch.cuda.max_memory_allocated(self.device) / 2**20
+        now = _proc_status_mib("VmRSS")
+        if now is None:  # not Linux: the process's peak so far stands for both
+            now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            return now, now
+        return now, _proc_status_mib("VmHWM")
+
+    def _restart(self):
+        if self.kind == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            _reset_high_water()
+
+    def __enter__(self):
+        running = self._open[self.kind]
+        if running:  # the high-water mark restarts: what the parent reached so far is kept
+            running[-1].peak_mib = max(running[-1].peak_mib, self._now_and_high()[1])
+        self._restart()
+        self.baseline_mib, high = self._now_and_high()
+        self.peak_mib = max(self.baseline_mib, high)
+        running.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.end_mib, high = self._now_and_high()
+        self.peak_mib = max(self.peak_mib, high)
+        running = self._open[self.kind]
+        running.pop()
+        if running:
+            running[-1].peak_mib = max(running[-1].peak_mib, self.peak_mib)
+
+    @property
+    def over_baseline_mib(self):
+        return self.peak_mib - self.baseline_mib
+
+    def record(self):
+        return {f"{self.kind}_baseline_mib": self.baseline_mib, f"{self.kind}_peak_mib": self.peak_mib,
+                f"{self.kind}_peak_over_baseline_mib": self.over_baseline_mib}
+
+
+def sync(device):
+    """Wait for ``device``'s queued work (CUDA), so that a clock read after it times the work."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def training_sequences(run):
+    """Each user's training sequence ``(user_ptr, items)`` as the run's training split holds it."""
+    return run.train_data.dataset.basrec_train_sequences
 
 
 def metrics_of(result):

@@ -67,44 +67,23 @@ def data_source(args):
 
 
 def build(dataset, data_path, checkpoint_dir, **overrides):
-    import torch
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
+    """``quick_start.build`` of BASRec SASRec on ``dataset``: the pipeline a run trains."""
     import recbole_basrec  # noqa: F401
-    from recbole_basrec.quick_start.quick_start import build_config
+    from recbole_basrec.quick_start import build as build_pipeline
 
     cfg = {"data_path": data_path, "checkpoint_dir": checkpoint_dir, **QUIET, **overrides}
     if dataset == "tiny":  # the preset applies to Beauty only: give tiny data the same model shape
         cfg = {"train_batch_size": 128, "train_mode": "sequence", "loss_type": "BCE", "MAX_ITEM_LIST_LENGTH": 50, "n_layers": 2,
                "n_heads": 2, "hidden_size": 64, "inner_size": 256, "n_pairs": 2, "n_whole_level": 3, **cfg}
-    config = build_config("SASRec", dataset, config_dict=cfg)
-    init_seed(config["seed"], config["reproducibility"])
-    train, valid, test = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return config, model, trainer, (train, valid, test), torch.device(config["device"])
+    return build_pipeline("SASRec", dataset, config_dict=cfg)
 
 
-def step(model, optimizer, batch, amp=False):
-    import torch
-
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(batch["item_id_list"].device.type, enabled=amp):
-        losses = model.calculate_loss(batch)
-        loss = sum(losses) if isinstance(losses, tuple) else losses
-    loss.backward()
-    optimizer.step()
-    return loss
-
-
-def time_steps(model, optimizer, batches, augment, amp=False):
-    model.augment = augment
+def time_steps(trainer, batches, augment):
+    trainer.model.augment = augment
     times = []
     for batch in batches:
         t0 = synced()
-        step(model, optimizer, batch, amp)
+        trainer.train_step(batch)
         times.append(synced() - t0)
     return statistics.median(times)
 
@@ -112,36 +91,41 @@ def time_steps(model, optimizer, batches, augment, amp=False):
 def single_device_checks(dataset, data_path, rows, steps):
     import torch
 
+    from benchmarks.common import PeakMemory
+
     t0 = time.perf_counter()
-    config, model, trainer, (train, valid, _), device = build(dataset, data_path, tempfile.mkdtemp())
+    run = build(dataset, data_path, tempfile.mkdtemp())
+    config, trainer, train, valid = run.config, run.trainer, run.train_data, run.valid_data
+    device = torch.device(config["device"])
     rows.append(("data + model", f"{time.perf_counter() - t0:.1f} s", f"{len(train)} batches of {config['train_batch_size']}, "
                  f"{config['train_mode']}, {config['loss_type']}, L={config['MAX_ITEM_LIST_LENGTH']}, {device}"))
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
     batches = []
     for batch in train:
         batches.append(batch.to(device))
         if len(batches) == steps + 3:
             break
     for batch in batches[:3]:  # warm-up: kernels, allocator, similarity table already built
-        step(model, optimizer, batch)
+        trainer.train_step(batch)
     timed = batches[3:] or batches
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    basrec = time_steps(model, optimizer, timed, True)
-    peak = f"{torch.cuda.max_memory_allocated(device) / 2 ** 20:.0f} MiB" if device.type == "cuda" else "n/a on CPU"
-    plain = time_steps(model, optimizer, timed, False)
+    with PeakMemory(device) as memory:
+        basrec = time_steps(trainer, timed, True)
+    peak = f"{memory.peak_mib:.0f} MiB" if memory.kind == "cuda" else f"{memory.peak_mib:.0f} MiB resident"
+    plain = time_steps(trainer, timed, False)
     rows.append(("BASRec step", f"{basrec * 1e3:.1f} ms", f"median of {len(timed)}; peak memory {peak}"))
     rows.append(("plain step", f"{plain * 1e3:.1f} ms", f"median of {len(timed)}, same batches"))
     rows.append(("BASRec / plain", f"{basrec / plain:.2f}x", "step time ratio"))
-    amp = time_steps(model, optimizer, timed, True, amp=True)
-    loss = float(step(model, optimizer, timed[0], amp=True).detach())
+    trainer.enable_amp = True  # RecBole's enable_amp: the step under torch.autocast
+    try:
+        amp = time_steps(trainer, timed, True)
+        loss = float(trainer.train_step(timed[0]))
+    finally:
+        trainer.enable_amp = bool(config["enable_amp"])
     rows.append(("BASRec step, autocast", f"{amp * 1e3:.1f} ms", f"enable_amp's path; loss {loss:.4f} (finite: "
                  f"{loss == loss and abs(loss) != float('inf')})"))
-    model.augment = True
+    trainer.model.augment = True
     t0 = synced()
     for batch in train:
-        step(model, optimizer, batch.to(device))
+        trainer.train_step(batch)
     epoch = synced() - t0
     rows.append(("stage-2 epoch", f"{epoch:.1f} s", f"{len(train)} steps, data loading included"))
     t0 = synced()

@@ -11,9 +11,10 @@ the published Beauty settings (sequence mode, BCE, n_pairs 2, n_whole_level 3, L
 * ``epoch_s``: one stage-2 epoch, estimated as the mean of ``steps`` timed training steps (after
   ``warmup``) times the batches of an epoch (said so in the record);
 * ``eval_s``: one full-ranking validation with history masking, estimated the same way from
-  ``eval_batches`` batches of the trainer's full-sort scoring (``_full_sort_batch_eval``, history
-  masked) and a top-20, times the batches of the validation set;
-* ``peak_rss_mib``: the point's process's ``ru_maxrss``.
+  ``eval_batches`` batches of the trainer's ``score_batch`` (history masked, as evaluation
+  scores) and a top-20, times the batches of the validation set;
+* ``peak_rss_mib``: the point's peak resident memory (``common.PeakMemory``); ``rss_mib``: the
+  peak so far after generating and after loading.
 
 The record fits log-log slopes of each cost against interactions (``slopes``; also over the points
 with the largest item count alone, ``slopes_fixed_items``) and plots them
@@ -23,7 +24,6 @@ settings) and measures the rest.
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,6 +47,13 @@ def _point_main(argv):
     parser.add_argument("--overrides", default="{}")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]
+    with common.PeakMemory("cpu") as whole:
+        out = _measure_point(args)
+    out["peak_rss_mib"] = whole.peak_mib
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def _measure_point(args):
     import torch
 
     import recbole_basrec
@@ -60,9 +67,9 @@ def _point_main(argv):
     torch.set_num_threads(args.threads)
     name = "synthetic"
     t0 = time.perf_counter()
-    data = write_synthetic(args.work_dir, name, args.users, args.interactions, args.items, seed=args.seed)
+    with common.PeakMemory("cpu") as generating:
+        data = write_synthetic(args.work_dir, name, args.users, args.interactions, args.items, seed=args.seed)
     generate_s = time.perf_counter() - t0
-    rss_after_generate = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     cfg = {
         "data_path": args.work_dir, "checkpoint_dir": os.path.join(args.work_dir, "saved"), "basrec": True,
         "train_mode": "sequence", "sequence_windows": "last", "loss_type": "BCE", "MAX_ITEM_LIST_LENGTH": 50,
@@ -72,67 +79,56 @@ def _point_main(argv):
         **json.loads(args.overrides),
     }
     t0 = time.perf_counter()
-    run = build("SASRec", name, config_dict=common.quiet_config(cfg))
+    with common.PeakMemory("cpu") as loading:
+        run = build("SASRec", name, config_dict=common.quiet_config(cfg))
     load_s = time.perf_counter() - t0
-    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
-    user_ptr, items = run.dataset.basrec_train_sequences if hasattr(run.dataset, "basrec_train_sequences") else \
-        run.train_data._dataset.basrec_train_sequences
-    user_ptr, items = drop_last_items(user_ptr, items)
+    user_ptr, items = drop_last_items(*common.training_sequences(run))
     clear_top1_cache()
     t0 = time.perf_counter()
     load_or_build_top1(user_ptr, items, run.model.n_items, method="ItemCF_IUF", seed=args.seed, cache_dir=None)
     similarity_s = time.perf_counter() - t0
     clear_top1_cache()
 
-    net, optimizer, device = run.model, run.trainer.optimizer, run.config["device"]
-    net.train()
+    trainer = run.trainer
     it = iter(run.train_data)
     times = []
     for i in range(args.warmup + args.steps):
         try:
             t0 = time.perf_counter()
-            batch = next(it).to(device)
+            batch = next(it)
         except StopIteration:
             break
-        optimizer.zero_grad(set_to_none=True)
-        losses = net.calculate_loss(batch)
-        (sum(losses) if isinstance(losses, tuple) else losses).backward()
-        optimizer.step()
+        trainer.train_step(batch)
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
     step_s = sum(times) / len(times)
     train_batches = len(run.train_data)
 
-    net.eval()
-    trainer = run.trainer
-    t0 = time.perf_counter()
-    trainer.tot_item_num = run.valid_data._dataset.item_num  # what RecBole's evaluate sets first
-    trainer._history = trainer._eval_history(run.valid_data._dataset) if trainer.mask_history else None
-    history_s = time.perf_counter() - t0
     eval_times = []
-    with torch.no_grad():
+    t0 = time.perf_counter()
+    with trainer.scoring(run.valid_data):
+        history_s = time.perf_counter() - t0  # the evaluation's preparation: the history on the device
         for i, batched in enumerate(run.valid_data):
             if i >= args.eval_batches + 1:
                 break
             t0 = time.perf_counter()
-            _, scores, _, _ = trainer._full_sort_batch_eval(batched)
-            torch.topk(scores.view(len(batched[0]), -1), 20)
+            scores = trainer.score_batch(batched)
+            torch.topk(scores, 20)
             if i >= 1:
                 eval_times.append(time.perf_counter() - t0)
     eval_batch_s = sum(eval_times) / max(len(eval_times), 1)
-    out = {
+    return {
         "users": args.users, "interactions": data["interactions"], "items": args.items, "data": data,
         "generate_s": generate_s, "load_s": load_s, "similarity_s": similarity_s,
         "step_s": step_s, "train_batches": train_batches, "epoch_s": step_s * train_batches,
         "eval_batch_s": eval_batch_s, "eval_batches": len(run.valid_data),
         "eval_s": eval_batch_s * len(run.valid_data), "history_s": history_s,
         "timed": {"train_steps": len(times), "eval_batches": len(eval_times)},
-        "rss_mib": {"after_generate": rss_after_generate, "after_load": rss_after_load},
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "threads": torch.get_num_threads(), "history_masking": trainer._history is not None,
+        # the peak so far after each step (the process's imports stay resident while generating)
+        "rss_mib": {"after_generate": generating.peak_mib, "after_load": max(generating.peak_mib, loading.peak_mib)},
+        "threads": torch.get_num_threads(), "history_masking": trainer.mask_history,
     }
-    print("RESULT " + json.dumps(out), flush=True)
 
 
 def _fit_slope(xs, ys):

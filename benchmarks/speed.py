@@ -2,7 +2,8 @@
 
 For each model and ``train_mode`` one model is built (BASRec on) and timed on the *same*
 process, weights and batches with ``model.augment`` off (plain) and on (BASRec), interleaved
-(plain/BASRec, then BASRec/plain, ...) after a warm-up; a step is forward + backward + Adam.
+(plain/BASRec, then BASRec/plain, ...) after a warm-up; a step is the trainer's ``train_step``
+(forward, backward, Adam).
 Also measured: one full epoch of each in ``train_mode=sequence`` (an estimate from the median
 step time for ``prefix`` unless ``full_epochs``), peak memory, and the build time of the
 ItemCF-IUF top-1 table. BASRec runs ``1 + 2 * n_pairs`` encoder passes per step, so
@@ -17,106 +18,34 @@ import time
 
 from benchmarks import common
 
-def _sync():
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _step(model, optimizer, batch):
-    optimizer.zero_grad(set_to_none=True)
-    loss = model.calculate_loss(batch)
-    if isinstance(loss, tuple):
-        loss = sum(loss)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
-
-
-def _timed_step(model, optimizer, batch):
-    _sync()
+def _timed_step(trainer, batch):
+    common.sync(trainer.device)
     t0 = time.perf_counter()
-    _step(model, optimizer, batch)
-    _sync()
+    trainer.train_step(batch)
+    common.sync(trainer.device)
     return time.perf_counter() - t0
 
 
-class _RssSampler:
-    """Peak of the process's *current* RSS while active (a thread polls /proc/self/statm).
-
-    Unlike ``ru_maxrss`` (monotone over the process's life) this gives a per-variant peak
-    whatever ran before; ``baseline_mib`` is the RSS when sampling started.
-    """
-
-    def __init__(self, interval=0.002):
-        import threading
-
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._page = os.sysconf("SC_PAGE_SIZE")
-
-    def _rss(self):
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self.baseline = self.peak = self._rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-
-def _memory(model, optimizer, batches, augment):
-    """Peak memory of a few steps: CUDA peak allocation, or peak current RSS on CPU."""
+def _memory(trainer, batches, augment):
+    """Peak memory of a few steps (:class:`common.PeakMemory`: CUDA's peak allocation or the peak RSS)."""
     import gc
 
-    import torch
-
-    model.augment = augment
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        for batch in batches:
-            _step(model, optimizer, batch)
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-        return {"cuda_max_allocated_mib": peak / 2**20, "cuda_peak_over_baseline_mib": (peak - base) / 2**20}
+    trainer.model.augment = augment
     gc.collect()
-    before = common.max_rss_mib()
-    if os.path.isfile("/proc/self/statm"):
-        with _RssSampler() as sampler:
-            for batch in batches:
-                _step(model, optimizer, batch)
-        out = {"rss_baseline_mib": sampler.baseline / 2**20, "rss_peak_mib": sampler.peak / 2**20,
-               "rss_peak_over_baseline_mib": (sampler.peak - sampler.baseline) / 2**20}
-    else:
-        out = {}
+    with common.PeakMemory(trainer.device) as memory:
         for batch in batches:
-            _step(model, optimizer, batch)
-    after = common.max_rss_mib()
-    out.update({"max_rss_before_mib": before, "max_rss_after_mib": after})
-    return out
+            trainer.train_step(batch)
+    return memory.record()
 
 
-def _epoch(model, optimizer, train_data, augment, device):
+def _epoch(trainer, train_data, augment):
     """One full pass over ``train_data`` (data loading included), seconds."""
-    model.augment = augment
-    _sync()
+    trainer.model.augment = augment
+    common.sync(trainer.device)
     t0 = time.perf_counter()
     for batch in train_data:
-        _step(model, optimizer, batch.to(device))
-    _sync()
+        trainer.train_step(batch)
+    common.sync(trainer.device)
     return time.perf_counter() - t0
 
 
@@ -136,8 +65,6 @@ def similarity_build_time(user_ptr, items, n_items, method="ItemCF_IUF", seed=20
 
 def measure(model_name, train_mode, dataset_name, data_root, settings, log=print):
     """Time one model in one ``train_mode``; returns its record (and the loaded dataset)."""
-    import torch
-
     from recbole_basrec.quick_start import build
 
     cfg = dict(common.MODEL_PARAMS.get(model_name, {}))
@@ -159,10 +86,9 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
     t0 = time.perf_counter()
     run = build(model_name, dataset_name, config_dict=common.quiet_config(cfg))  # its trainer sets the allocator
     build_s = time.perf_counter() - t0
-    config, train_data, model = run.config, run.train_data, run.model
+    config, train_data, model, trainer = run.config, run.train_data, run.model, run.trainer
     device = config["device"]
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     n_needed = settings["warmup"] + settings["steps"]
@@ -175,29 +101,28 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
 
     # Memory first (max RSS only grows): plain steps, then BASRec steps on top.
     mem_batches = batches[: min(3, len(batches))]
-    memory = {"plain": _memory(model, optimizer, mem_batches, False),
-              "basrec": _memory(model, optimizer, mem_batches, True)}
+    memory = {"plain": _memory(trainer, mem_batches, False), "basrec": _memory(trainer, mem_batches, True)}
 
     # Warm-up both paths, then interleave, alternating which goes first.
     for batch in batches[: settings["warmup"]]:
         for augment in (False, True):
             model.augment = augment
-            _step(model, optimizer, batch)
+            trainer.train_step(batch)
     timed = batches[settings["warmup"]:] or batches
     plain, basrec = [], []
     for i, batch in enumerate(timed):
         order = (False, True) if i % 2 == 0 else (True, False)
         for augment in order:
             model.augment = augment
-            (basrec if augment else plain).append(_timed_step(model, optimizer, batch))
+            (basrec if augment else plain).append(_timed_step(trainer, batch))
     plain_ms, basrec_ms = common.median(plain) * 1e3, common.median(basrec) * 1e3
     paired = common.median([b / p for p, b in zip(plain, basrec)])
 
-    epochs = {"batches_per_epoch": n_batches, "samples_per_epoch": len(train_data._dataset)}
+    epochs = {"batches_per_epoch": n_batches, "samples_per_epoch": len(train_data.dataset)}
     measured = settings.get("measure_epochs", True) and (train_mode == "sequence" or settings["full_epochs"])
     if measured:
-        epochs["plain_s"] = _epoch(model, optimizer, train_data, False, device)
-        epochs["basrec_s"] = _epoch(model, optimizer, train_data, True, device)
+        epochs["plain_s"] = _epoch(trainer, train_data, False)
+        epochs["basrec_s"] = _epoch(trainer, train_data, True)
         epochs["kind"] = "measured (1 full epoch each, data loading included)"
     else:
         epochs["plain_s"] = plain_ms / 1e3 * n_batches
@@ -229,9 +154,9 @@ def measure(model_name, train_mode, dataset_name, data_root, settings, log=print
     log(f"[speed] {model_name}/{train_mode}: step plain {plain_ms:.1f} ms, BASRec {basrec_ms:.1f} ms, "
         f"ratio {ratio:.2f} (floor {floor}, target {1.05 * floor:.2f}); epoch plain "
         f"{epochs['plain_s']:.1f}s, BASRec {epochs['basrec_s']:.1f}s")
-    sequences = train_data._dataset.basrec_train_sequences
+    sequences = common.training_sequences(run)
     n_items = model.n_items
-    del model, optimizer, batches, run
+    del model, trainer, batches, run
     return record, (sequences, n_items)
 
 
@@ -310,8 +235,8 @@ def _record(dataset_name, settings, results, similarity):
         "environment": common.environment(),
         "settings": {k: v for k, v in settings.items() if k != "checkpoint_dir"},
         "method": (
-            "same model, process and batches; model.augment toggles BASRec; step = forward + backward "
-            "+ Adam; warm-up then interleaved plain/BASRec with alternating order; medians reported"
+            "same model, process and batches; model.augment toggles BASRec; step = the trainer's train_step "
+            "(forward, backward, Adam); memory = common.PeakMemory over 3 steps; warm-up then interleaved plain/BASRec with alternating order; medians reported"
         ),
         "results": results,
         "similarity_build": similarity,

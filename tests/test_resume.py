@@ -77,3 +77,43 @@ def test_stock_recbole_load_data_and_model_reads_our_checkpoint(tiny_config_dict
     assert config["hidden_size"] == tiny_config_dict["hidden_size"] and len(test) > 0
     saved = torch.load(result["saved_model_file"], weights_only=True)["state_dict"]
     assert all(torch.equal(value, saved[name]) for name, value in model.state_dict().items())
+
+
+#: The keys of a ``-last.pth`` file, in order, as every version so far wrote them (one process).
+LAST_KEYS = ["config", "epoch", "cur_step", "best_valid_score", "best_valid_result", "best_model_file", "stage",
+             "stage_start", "epochs", "state_dict", "optimizer", "valid_history", "rng", "epoch_losses", "finished",
+             "generator"]
+BEST_KEYS = ["config", "epoch", "cur_step", "best_valid_score", "stage", "state_dict", "optimizer"]
+
+
+def test_checkpoint_files_keep_their_format_and_read_back_unchanged(tiny_config_dict):
+    import io
+
+    from recbole_basrec.trainer.checkpoint import ModelState, ResumeState
+
+    result = run_recbole_basrec("SASRec", "tiny", config_dict=_settings(tiny_config_dict, "format", epochs=2))
+    last = torch.load(_last(result), weights_only=True)
+    best = torch.load(result["saved_model_file"], weights_only=True)
+    assert list(last) == LAST_KEYS and list(best) == BEST_KEYS
+    assert last["finished"] is True and last["epoch_losses"][0][0] == 0 and isinstance(last["epoch_losses"][0][1], list)
+    state = ResumeState.from_dict(last)
+    assert state.epoch_losses[0] == tuple(last["epoch_losses"][0][1]) and state.stage == 2
+    again = state.to_dict()
+    assert list(again) == LAST_KEYS
+    for key, value in last.items():
+        if key in ("state_dict", "optimizer"):
+            continue
+        assert (torch.equal(again[key], value) if isinstance(value, torch.Tensor) else again[key] == value), key
+    written = io.BytesIO()
+    torch.save(ModelState(**best).to_dict(), written)
+    with open(result["saved_model_file"], "rb") as f:
+        assert written.getvalue() == f.read()  # the same bytes as the run wrote
+
+
+def test_a_checkpoint_without_training_state_is_refused_in_one_line(tiny_config_dict, tmp_path):
+    pipeline = build("SASRec", "tiny", config_dict=_settings(tiny_config_dict, "bare"))
+    bare = tmp_path / "weights.pth"
+    torch.save(pipeline.model.state_dict(), bare)
+    with pytest.raises(ValueError, match=r"holds no training state \(epoch, cur_step, best_valid_score, state_dict, "
+                                         r"optimizer missing\)"):
+        pipeline.trainer.resume_checkpoint(bare)

@@ -280,3 +280,109 @@ def test_a_run_returns_plain_numbers_and_the_runner_names_its_best_model(tiny_co
     assert cli(["--dataset=tiny", *args]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("best model: ") and os.path.isfile(last[len("best model: "):])
+
+
+@pytest.mark.parametrize("settings,stages", [
+    ({"stage1_epochs": 2, "epochs": 3}, [(1, 2, False, "-stage1.pth"), (2, 3, True, ".pth")]),
+    ({"stage1_epochs": 0, "epochs": 3}, [(2, 3, True, ".pth")]),
+    ({"stage1_epochs": 2, "epochs": 3, "basrec": False}, [(1, 2, False, "-stage1.pth"), (2, 3, True, ".pth")]),
+])
+def test_the_schedule_lists_the_stages_fit_runs(tiny_config_dict, settings, stages):
+    config, model, trainer, (train, valid, test) = _setup({**tiny_config_dict, **settings})
+    schedule = trainer.schedule()
+    run_file = trainer.saved_model_file
+    assert [(s.number, s.epochs, s.augment, s.best_file[len(run_file) - 4:]) for s in schedule] == stages
+    assert [s.hands_on_best for s in schedule] == [True] * (len(stages) - 1) + [False]
+    lines = []
+    trainer.progress_sink = lines.append
+    trainer.fit(train, valid, saved=True)
+    assert [line for line in lines if line.startswith(("Stage ", "stage 2 starts"))] == [
+        s.line for s in schedule if s.line]
+    assert [h["stage"] for h in trainer.valid_history] == [s.number for s in schedule for _ in range(s.epochs)]
+    assert trainer.saved_model_file == run_file
+
+
+def test_a_stock_model_has_no_stages_and_the_trainer_asks_for_the_declared_interface(tiny_config_dict):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.sequential_recommender import NARM
+
+    from recbole_basrec.config import properties_dir
+    from recbole_basrec.model.basrec import StagedModel
+
+    settings = {**tiny_config_dict, "eval_mask_history": False, "epochs": 1, "train_neg_sample_args": None}
+    config = Config(model=NARM, dataset="tiny", config_file_list=[f"{properties_dir()}/overall.yaml"],
+                    config_dict=settings)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    model = NARM(config, train.dataset)
+    model.augment = True  # an attribute of that name does not make a model staged: the interface does
+    trainer = BASRecTrainer(config, model)
+    assert not trainer.staged and not isinstance(model, StagedModel)
+    assert [(s.number, s.augment) for s in trainer.schedule()] == [(0, None)]
+    basrec = build_tiny(tiny_config_dict, "NARM")
+    assert basrec.trainer.staged and isinstance(basrec.model, StagedModel)
+
+
+def test_a_config_without_our_trainer_keys_is_refused_in_one_line(tiny_config_dict):
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.model.sequential_recommender import NARM
+
+    from recbole_basrec.config import properties_dir
+
+    settings = {**tiny_config_dict, "train_neg_sample_args": None}
+    config = Config(model=NARM, dataset="tiny", config_file_list=[f"{properties_dir()}/overall.yaml"],
+                    config_dict=settings)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    for key in ("eval_mask_history", "valid_start_epoch"):  # as a stock RecBole config lacks them
+        del config.final_config_dict[key]
+    with pytest.raises(ValueError, match=r"^BASRecTrainer needs eval_mask_history, valid_start_epoch in the "
+                                         r"configuration: build it with recbole_basrec's defaults"):
+        BASRecTrainer(config, NARM(config, train.dataset))
+
+
+def test_train_step_is_one_optimizer_step_of_an_epoch(tiny_config_dict):
+    first, second = build_tiny(tiny_config_dict, "SASRec"), build_tiny(tiny_config_dict, "SASRec")
+    batch = next(iter(first.train_data))
+    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
+    first.model.eval()  # train_step trains in training mode whatever the model was left in
+    torch.manual_seed(3)
+    loss = first.trainer.train_step(batch)
+    # the same step by hand: the summed loss terms, backward, the trainer's optimizer
+    second.model.train()
+    second.trainer.optimizer.zero_grad()
+    torch.manual_seed(3)
+    expected = sum(second.model.calculate_loss(batch))
+    expected.backward()
+    second.trainer.optimizer.step()
+    assert first.model.training and not loss.requires_grad
+    assert torch.allclose(loss, expected.detach())
+    after = first.model.state_dict()
+    assert any(not torch.equal(after[k], weights[k]) for k in weights)
+    assert all(torch.allclose(after[k], v) for k, v in second.model.state_dict().items())
+
+
+def test_score_batch_scores_as_evaluation_does(tiny_config_dict):
+    run = build_tiny(tiny_config_dict, "SASRec")
+    trainer, test = run.trainer, run.test_data
+    batch = next(iter(test))
+    with pytest.raises(RuntimeError, match="inside `with trainer.scoring"):
+        trainer.score_batch(batch)
+    with trainer.scoring(test):
+        scores = trainer.score_batch(batch)
+        assert not run.model.training
+    interaction = batch[0]
+    with torch.no_grad():
+        plain = run.model.full_sort_predict(interaction)
+    assert scores.shape == plain.shape == (len(interaction), run.dataset.item_num)
+    masked = torch.isinf(scores)
+    assert masked[:, 0].all() and masked.sum() > len(interaction)  # the padding item and each user's history
+    assert torch.equal(scores[~masked], plain[~masked])
+    # every user's history at -inf, nothing else: the evaluation's protocol
+    from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
+
+    full_ptr, full_items = test.dataset.basrec_history
+    users = interaction[run.config["USER_ID_FIELD"]].numpy()
+    for row, (user, length) in enumerate(zip(users, interaction[HISTORY_LENGTH_FIELD].numpy())):
+        history = set(full_items[full_ptr[user]: full_ptr[user] + length].tolist())
+        assert set(torch.nonzero(masked[row]).flatten().tolist()) == history | {0}

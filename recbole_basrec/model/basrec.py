@@ -146,7 +146,23 @@ def item_logsumexp(hidden, weight, block_mib=0):
     return _BlockLogSumExp.apply(flat, weight, rows).view(hidden.shape[:-1])
 
 
-class BASRec:
+class StagedModel:
+    """The interface :class:`~recbole_basrec.trainer.trainer.BASRecTrainer` drives a model that
+    trains in two stages through; a model without it (stock RecBole's) trains in one.
+
+    ``augment`` False trains the plain backbone (stage 1), True adds the training augmentation's
+    losses (stage 2); ``augmentation`` names that augmentation (``"none"``: plain training
+    continued); ``loss_terms()`` names what ``calculate_loss`` returns under the current ``augment``.
+    """
+
+    augment: bool
+    augmentation: str
+
+    def loss_terms(self):
+        raise NotImplementedError
+
+
+class BASRec(StagedModel):
     r"""Mixin adding BASRec's training losses to a stock sequential recommender.
 
     Use as ``class BASRecX(BASRec, X)`` and implement ``sequence_output``. Inference

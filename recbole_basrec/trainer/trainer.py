@@ -1,26 +1,25 @@
-"""RecBole ``Trainer`` with BASRec's two-stage schedule, the paper's evaluation protocol and
-weights-only checkpoints.
+"""RecBole ``Trainer`` with BASRec's two-stage schedule and the paper's evaluation protocol.
 
 Stage 1 trains the plain backbone (``stage1_epochs``, early-stopped, best weights restored) or
 loads it from ``pretrained_path`` (ours or the authors' code's); stage 2 adds BASRec's losses
 with its own early stopping. ``epochs: 0`` with a ``pretrained_path`` only evaluates it.
-With ``eval_mask_history`` (default) the full ranking excludes every item the user had before
-the target, as the paper's protocol does; RecBole excludes nothing for sequential models.
-Checkpoints hold tensors and plain Python values only and are always read with
-``torch.load(..., weights_only=True)`` (RecBole's own pickle their ``Config``).
+:meth:`BASRecTrainer.schedule` lists the stages a ``fit`` runs. With ``eval_mask_history``
+(default) the full ranking excludes every item the user had before the target, as the paper's
+protocol does; RecBole excludes nothing for sequential models. What checkpoints hold and how they
+are written and read is :mod:`recbole_basrec.trainer.checkpoint`'s.
 """
-import errno
+import dataclasses
 import os
-import shutil
 import time
-import warnings
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
+from typing import Optional
 
 import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
+from torch.nn.utils import clip_grad_norm_
 
 from recbole_basrec import distributed
 from recbole_basrec.config import backbone_of, tta_settings
@@ -28,16 +27,40 @@ from recbole_basrec.config.snapshot import config_snapshot
 from recbole_basrec.console import CONSOLE, Heartbeat
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
+from recbole_basrec.model.basrec import StagedModel
+# Importable from here as before the checkpoint module existed (the runner and compare use them).
+from recbole_basrec.trainer.checkpoint import (DiskFull, ModelState, ResumeState, another_process_alive,  # noqa: F401
+                                               copy_atomically, load_checkpoint, remove_stale_temporaries,
+                                               save_atomically)
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 #: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
-#: BASRec has no stages; a BASRec model trains plain in stage 1 (optional), with BASRec in stage 2.
+#: stages (not a :class:`StagedModel`) has none; a staged model trains plain in stage 1
+#: (optional), augmented in stage 2.
 NO_STAGES, STAGE_1, STAGE_2 = 0, 1, 2
 # Metric values compared for early stopping are rounded to 1e-17 (RecBole: 1e-4): a rank change of
 # one user that changes an NDCG@k or HR@k (k <= 20) at all moves its mean over n users by >= ~1e-3 / n.
 _FULL_PRECISION_PLACES = 17
 #: Longest silence inside a training epoch or an evaluation, in seconds.
 HEARTBEAT_S = 30.0
+#: Our keys the trainer reads for every model (``properties/overall.yaml`` sets them), and those a
+#: staged model's schedule reads. ``pretrained_path`` may be absent: no stage-1 checkpoint.
+TRAINER_KEYS = ("eval_mask_history", "exact_valid_score", "valid_start_epoch")
+SCHEDULE_KEYS = ("stage1_epochs", "stage1_stopping_step")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One entry of the schedule :meth:`BASRecTrainer.fit` runs."""
+
+    number: int  # NO_STAGES, STAGE_1 or STAGE_2: ``trainer.stage`` while it runs
+    epochs: int  # epochs it runs in all (early stopping aside), counted from its first epoch
+    augment: Optional[bool]  # ``model.augment`` (the augmented or the plain loss); None: no stages
+    stopping_step: int  # its early stopping's patience
+    best_file: str  # its best-model checkpoint
+    hands_on_best: bool = False  # the next stage starts from its best weights: always saved, reloaded
+    weights: Optional[str] = None  # a checkpoint it starts from (``pretrained_path``)
+    line: Optional[str] = None  # what the console says as it starts
 
 
 def keep_freed_memory():
@@ -57,99 +80,26 @@ def keep_freed_memory():
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
 
 
-class DiskFull(OSError):
-    """A checkpoint did not fit on its disk; the message names the folder and the space needed."""
-
-
-def _tensor_bytes(value):
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
-    return 0
-
-
-def save_atomically(state, path, write=None):
-    """``torch.save`` (or ``write(file)``) to a temporary file beside ``path``, flushed to disk,
-    then renamed over it: a kill during the write never leaves a truncated checkpoint, and a
-    full disk leaves no partial file (:class:`DiskFull`, naming the folder and the space needed)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            (write or (lambda out: torch.save(state, out)))(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        folder = os.path.dirname(os.path.abspath(path))
-        free = shutil.disk_usage(folder).free
-        needed = _tensor_bytes(state) if write is None else os.path.getsize(getattr(write, "source", path))
-        raise DiskFull(f"no space left in {folder} for {os.path.basename(path)} (about {needed / 2**20:.1f} MiB "
-                       f"needed, {free / 2**20:.1f} MiB free)") from None
-
-
-def copy_atomically(source, path):
-    """Copy ``source`` to ``path`` the way :func:`save_atomically` writes."""
-    def write(out):
-        with open(source, "rb") as f:
-            shutil.copyfileobj(f, out)
-
-    write.source = source
-    save_atomically(None, path, write)
-
-
-def another_process_alive(pid):
-    """Whether ``pid`` is a running process other than this one (one of another user's counts)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder):
-    """Delete the temporary files of :func:`save_atomically` left in ``folder`` by a process
-    that was killed while writing. Returns the paths removed."""
-    import glob
-    import re
-
-    removed = []
-    for path in glob.glob(os.path.join(glob.escape(str(folder)), "*.tmp-*")):
-        match = re.search(r"\.tmp-(\d+)$", path)
-        if not match:
-            continue
-        if not another_process_alive(int(match.group(1))):
-            try:
-                os.remove(path)
-            except FileNotFoundError:  # another rank of the same run removed it first
-                continue
-            removed.append(path)
-    return removed
-
-
 def activation_bytes(config, train_rows, eval_rows, views=1):
     """A lower bound of the largest activations of one step, in bytes: the attention scores
     ``rows x heads x L x L`` of every layer (kept for backward in training, one layer at a time in
     evaluation) and ``rows x L x width`` per layer; ``views`` multiplies the training rows (BASRec's
     and the other methods' extra copies)."""
     length = int(config["MAX_ITEM_LIST_LENGTH"])
-    width = int(config["hidden_size"] or config["embedding_size"] or 64)
-    heads = int(config["n_heads"] or 0)
-    layers = int(config["n_layers"] or config["num_layers"] or 1)
+    width = _model_size(config, ("hidden_size", "embedding_size"), absent=64)
+    heads = _model_size(config, ("n_heads",), absent=0)
+    layers = _model_size(config, ("n_layers", "num_layers"), absent=1)
     per_row = heads * length * length * 2 + length * width * 4  # scores and softmax; inputs, FFN
     return 4 * max(train_rows * views * per_row * layers, eval_rows * per_row)
+
+
+def _model_size(config, keys, absent):
+    """The first of ``keys`` the configuration sets (``None``: not set): backbones name their sizes
+    differently (SASRec ``hidden_size``, NARM ``embedding_size``, GRU4Rec ``num_layers``, ...)."""
+    for key in keys:
+        if config[key] is not None:
+            return int(config[key])
+    return absent
 
 
 def available_bytes(device):
@@ -187,36 +137,6 @@ def check_activation_memory(config, model, train_rows, eval_rows):
             "or eval_batch_size.")
 
 
-def load_checkpoint(path, device="cpu"):
-    """Read a checkpoint with ``weights_only=True``; explain what to do with RecBole's pickled ones."""
-    if os.path.isdir(path):
-        raise ValueError(f"Checkpoint '{path}' is a directory; give a checkpoint file in it.")
-    try:
-        with warnings.catch_warnings():
-            # torch warns about unusual pickle protocols before refusing them: our message says it
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Checkpoint '{path}' does not exist.") from None
-    except Exception as error:  # unpickling refused: not a weights-only checkpoint
-        if isinstance(error, (OSError, EOFError, RuntimeError)) and _looks_like_ours(path):
-            raise ValueError(f"Checkpoint '{path}' is damaged or cut short ({type(error).__name__}); use an earlier "
-                             "complete checkpoint (a run writes its files atomically, so a copy or download broke it).") from None
-        raise ValueError(
-            f"Checkpoint '{path}' cannot be loaded with weights_only=True ({type(error).__name__}); "
-            f"use a checkpoint saved by recbole-basrec, or save `model.state_dict()` with torch.save."
-        ) from None
-
-
-def _looks_like_ours(path):
-    """Whether ``path`` starts as a torch zip archive (what ``torch.save`` writes)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
-
-
 def _refuse_compiled(model):
     if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
         raise ValueError(
@@ -230,6 +150,12 @@ class BASRecTrainer(Trainer):
 
     def __init__(self, config, model):
         _refuse_compiled(model)
+        #: Whether the model trains in stages (the declared :class:`StagedModel` interface).
+        self.staged = isinstance(model, StagedModel)
+        missing = [key for key in TRAINER_KEYS + (SCHEDULE_KEYS if self.staged else ()) if key not in config]
+        if missing:
+            raise ValueError(f"BASRecTrainer needs {', '.join(missing)} in the configuration: build it with "
+                             "recbole_basrec's defaults (recbole_basrec.quick_start.build_config).")
         super().__init__(config, model)
         # RecBole names checkpoints to the second: two runs started together in one folder would
         # share files. The process id (rank 0's under DDP) makes the name this run's own.
@@ -243,21 +169,22 @@ class BASRecTrainer(Trainer):
         if torch.device(self.device).type == "cpu":
             keep_freed_memory()
         self.valid_history = []  # (stage, epoch, valid_result) for every validation
-        self.stage = STAGE_2 if hasattr(model, "augment") else NO_STAGES
+        self.stage = STAGE_2 if self.staged else NO_STAGES
         self.mask_history = bool(config["eval_mask_history"])
         self.exact_valid_score = bool(config["exact_valid_score"])
-        self.valid_start_epoch = config["valid_start_epoch"] or 0
+        self.valid_start_epoch = config["valid_start_epoch"]
         self._stage_start = 0  # first epoch index of the current stage
-        self._history = None  # (user_ptr, items) on the device while evaluating with masking
+        self._history = None  # (user_ptr, items) on the device while scoring with masking
+        self._scoring = False  # inside scoring(): score_batch may run
         self.epoch_losses = {}  # epoch -> mean loss per batch of each term (rec, ssa, csa) or (loss,)
         #: Where each epoch's progress line goes, and where the state to resume from is written
-        #: after every epoch (default ``<best checkpoint>-last.pth``); ``last_extra()`` adds to it.
+        #: after every epoch (default ``<best checkpoint>-last.pth``).
         self.progress_sink = lambda line: self.logger.info(line, extra=CONSOLE)
         self.last_file = None
-        self.last_extra = None
         self._stage_clock = None  # (perf_counter at the stage's start, its first epoch)
         self._train_data = None
         self._pending_generator = None  # the data order state of a resumed run
+        self._resumed = None  # what resume_checkpoint restored, for resume_line
         self._validating = False  # test-time augmentation applies to tests only, as TTA4SR
         self._beat = None  # the running evaluation's progress lines
 
@@ -269,16 +196,9 @@ class BASRecTrainer(Trainer):
         if not self.config["single_spec"] and not distributed.is_main():  # global rank 0 writes
             return
         saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-        state = {
-            "config": self._config_snapshot(),
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "stage": self.stage,
-            "state_dict": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
-        save_atomically(state, saved_model_file)
+        ModelState(config=self._config_snapshot(), epoch=epoch, cur_step=self.cur_step,
+                   best_valid_score=self.best_valid_score, stage=self.stage, state_dict=self.model.state_dict(),
+                   optimizer=self.optimizer.state_dict()).save(saved_model_file)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
 
@@ -291,31 +211,17 @@ class BASRecTrainer(Trainer):
         rng_per_rank = None if self.config["single_spec"] else distributed.gather_rng_states()  # every rank
         if rng_per_rank is not None and not distributed.is_main():
             return
-        state = {
-            "config": self._config_snapshot(),
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "best_valid_result": {k: float(v) for k, v in (self.best_valid_result or {}).items()},
-            "best_model_file": self.saved_model_file,
-            "stage": self.stage,
-            "stage_start": self._stage_start,
-            "epochs": self.epochs,
-            "state_dict": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "valid_history": [{k: (v if isinstance(v, (int, str)) else float(v)) for k, v in h.items()}
-                              for h in self.valid_history],
-            "rng": torch.get_rng_state(),
-            "epoch_losses": [[int(e), [float(v) for v in terms]] for e, terms in sorted(self.epoch_losses.items())],
-            "finished": bool(finished),
-        }
-        if self._train_data is not None and getattr(self._train_data, "generator", None) is not None:
-            state["generator"] = self._train_data.generator.get_state()
-        if rng_per_rank is not None:
-            state["rng_per_rank"], state["world_size"] = rng_per_rank, len(rng_per_rank)
-        if self.last_extra:
-            state.update(self.last_extra())
-        save_atomically(state, self.last_checkpoint_file)
+        loader = self._train_data
+        generator = getattr(loader, "generator", None) if loader is not None else None
+        ResumeState(
+            config=self._config_snapshot(), epoch=epoch, cur_step=self.cur_step,
+            best_valid_score=self.best_valid_score, state_dict=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(), best_valid_result=self.best_valid_result,
+            best_model_file=self.saved_model_file, stage=self.stage, stage_start=self._stage_start,
+            epochs=self.epochs, valid_history=self.valid_history, rng=torch.get_rng_state(),
+            epoch_losses=self.epoch_losses, finished=finished,
+            generator=None if generator is None else generator.get_state(), rng_per_rank=rng_per_rank,
+        ).save(self.last_checkpoint_file)
 
     def load_weights(self, path):
         """Load the model weights of a checkpoint into ``self.model``: one of ours (best or
@@ -343,16 +249,17 @@ class BASRecTrainer(Trainer):
         """Continue from a checkpoint: a ``-last.pth`` file (written after every epoch) restores
         the epoch, the optimizer, early stopping, the best model so far, the random state and
         the data order, so the run ends as an uninterrupted one would; a best-model checkpoint
-        restores what it holds."""
+        restores what it holds. Returns the checkpoint as read."""
         resume_file = str(resume_file)
         checkpoint = self.load_weights(resume_file)
-        saved_by = checkpoint.get("config", {}).get("model", self.config["model"])
+        state = ResumeState.from_dict(checkpoint, resume_file)
+        saved_by = state.config.get("model", self.config["model"])
         if saved_by.lower() != self.config["model"].lower():
             raise ValueError(
                 f"Checkpoint '{resume_file}' was saved by {saved_by}, not {self.config['model']}: "
                 f"resume with --model={saved_by}."
             )
-        best = checkpoint.get("best_model_file")
+        best = state.best_model_file
         beside = best and os.path.join(os.path.dirname(resume_file), os.path.basename(best))
         if best and not os.path.exists(best) and os.path.exists(beside):
             best = beside  # the run's folder was moved or copied since: its best model moved with it
@@ -364,36 +271,37 @@ class BASRecTrainer(Trainer):
                 copy_atomically(best, moved)
             best = moved
         self.saved_model_file = best or resume_file
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.best_valid_result = checkpoint.get("best_valid_result") or None
-        self.stage = checkpoint.get("stage", self.stage)
-        self._stage_start = checkpoint.get("stage_start", 0)
-        saved_epochs = checkpoint.get("epochs", self.epochs)
+        self.start_epoch = state.epoch + 1
+        self.cur_step = state.cur_step
+        self.best_valid_score = state.best_valid_score
+        self.best_valid_result = state.best_valid_result
+        if state.stage is not None:
+            self.stage = state.stage
+        self._stage_start = state.stage_start
+        saved_epochs = self.epochs if state.epochs is None else state.epochs
         self.epochs = saved_epochs
-        if self.stage != 1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
+        if self.stage != STAGE_1:  # the stage runs config["epochs"] epochs in all: a changed --epochs extends or shortens it
             self.epochs = self._stage_start + self.config["epochs"]
-        stopped_early = checkpoint.get("finished") and checkpoint["epoch"] + 1 < saved_epochs
-        self._resumed = {"stage": self.stage, "epoch": checkpoint["epoch"], "finished": bool(checkpoint.get("finished")),
-                         "stopped_early": bool(stopped_early)}
+        stopped_early = state.finished and state.epoch + 1 < saved_epochs
+        self._resumed = {"stage": self.stage, "epoch": state.epoch, "finished": state.finished,
+                         "stopped_early": stopped_early}
         if stopped_early or self.start_epoch >= self.epochs:
             self.start_epoch = max(self.start_epoch, self.epochs)  # nothing left to train: the test follows
-        self.valid_history = checkpoint.get("valid_history", [])
-        self.epoch_losses = {int(e): tuple(terms) for e, terms in checkpoint.get("epoch_losses", [])}
-        if hasattr(self.model, "augment"):
+        self.valid_history = state.valid_history
+        self.epoch_losses = state.epoch_losses
+        if self.staged:
             self.model.augment = self.stage != STAGE_1
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.optimizer.load_state_dict(state.optimizer)
         if not self.config["single_spec"]:
-            distributed.restore_rng_state(checkpoint.get("rng_per_rank"), self.config["seed"], checkpoint["epoch"])
-        elif "rng" in checkpoint:
-            torch.set_rng_state(checkpoint["rng"].cpu())
-        self._pending_generator = checkpoint.get("generator")
+            distributed.restore_rng_state(state.rng_per_rank, self.config["seed"], state.epoch)
+        elif state.rng is not None:
+            torch.set_rng_state(state.rng.cpu())
+        self._pending_generator = state.generator
         return checkpoint
 
     def resume_line(self):
         """What resuming did, in one line: where it continues, or why nothing is left to train."""
-        state = getattr(self, "_resumed", None)
+        state = self._resumed
         if state is None:
             return ""
         stage = {1: "stage 1", 2: "stage 2"}.get(state["stage"], "training")
@@ -405,6 +313,52 @@ class BASRecTrainer(Trainer):
             return f"{where}: this run {done}; testing its best model {self.saved_model_file}"
         return f"{where}: training epochs {self.start_epoch} to {self.epochs - 1}"
 
+    # ------------------------------------------------------------------ one step, one scored batch
+    def train_step(self, batch):
+        """One optimizer step on one training batch, as an epoch of :meth:`fit` takes it (autocast
+        with ``enable_amp``, ``clip_grad_norm``; one process); the model trains in the stage's
+        mode (``model.augment``). Returns the loss, the sum of its terms, detached."""
+        if not self.model.training:
+            self.model.train()
+        batch = batch.to(self.device)
+        self.optimizer.zero_grad()
+        with torch.autocast(device_type=self.device.type, enabled=self.enable_amp):
+            losses = self.model.calculate_loss(batch)
+        loss = sum(losses) if isinstance(losses, tuple) else losses
+        loss.backward()
+        if self.clip_grad_norm:
+            clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+        self.optimizer.step()
+        return loss.detach()
+
+    @contextmanager
+    def scoring(self, eval_data):
+        """Within the block, :meth:`score_batch` scores batches of ``eval_data`` (a full-ranking
+        loader) as :meth:`evaluate` does: the model in eval mode, each user's history masked
+        (``eval_mask_history``), test-time augmentation outside validation (``tta``)."""
+        dataset = eval_data.dataset
+        self.model.eval()
+        self.tot_item_num = dataset.item_num
+        if self.item_tensor is None:  # RecBole's scoring through predict() for models without full_sort_predict
+            self.item_tensor = dataset.get_item_feature().to(self.device)
+        self._history = self._eval_history(dataset) if self.mask_history else None
+        augmenting = nullcontext() if self._validating else augment_at_test_time(
+            self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
+        self._scoring = True
+        try:
+            with augmenting:
+                yield self
+        finally:
+            self._scoring, self._history, self._beat = False, None, None
+
+    @torch.no_grad()
+    def score_batch(self, batch):
+        """Scores ``(users, items)`` of one batch of the loader :meth:`scoring` prepared: every
+        item ranked, the padding item and (``eval_mask_history``) each user's history at ``-inf``."""
+        if not self._scoring:
+            raise RuntimeError("score_batch scores inside `with trainer.scoring(eval_data):` only")
+        return self._full_sort_batch_eval(batch)[1]
+
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if not eval_data:
@@ -413,17 +367,11 @@ class BASRecTrainer(Trainer):
             checkpoint_file = model_file or self.saved_model_file
             self.load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        self._history = self._eval_history(eval_data._dataset) if self.mask_history else None
         self._eval_rows = getattr(eval_data, "sample_size", None)
-        self._beat = None if show_progress else self._heartbeat(
-            "validation" if self._validating else "test", len(eval_data))
-        augmenting = nullcontext() if self._validating else augment_at_test_time(
-            self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
-        try:
-            with augmenting:
-                return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
-        finally:
-            self._history = None
+        beat = None if show_progress else self._heartbeat("validation" if self._validating else "test", len(eval_data))
+        with self.scoring(eval_data):
+            self._beat = beat
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     def _map_reduce(self, result, num_sample):
         # Under DDP the collected rows are gathered before the metrics (distributed.prepare_trainer):
@@ -463,19 +411,46 @@ class BASRecTrainer(Trainer):
             scores[rows, items[user_ptr[users][rows] + offsets]] = -np.inf
         return interaction, scores, positive_u, positive_i
 
-    # ------------------------------------------------------------------ two-stage training
+    # ------------------------------------------------------------------ stages
+    def schedule(self):
+        """The stages :meth:`fit` runs from the trainer's current state (fresh or resumed), in order:
+        a model without stages trains once; a :class:`StagedModel` trains plain in stage 1
+        (``stage1_epochs``; none with 0 or ``pretrained_path``, which replaces it) and augmented in
+        stage 2 (``epochs``); a resumed run continues the stage it stopped in."""
+        run_file, epochs, patience = self.saved_model_file, self.config["epochs"], self.config["stopping_step"]
+        if not self.staged:
+            return [Stage(NO_STAGES, epochs, None, patience, run_file)]
+        resumed = self.start_epoch > 0
+        if resumed and self.stage != STAGE_1:
+            return [Stage(STAGE_2, epochs, True, patience, run_file)]
+        if resumed:  # the checkpoint's best file is stage 1's
+            run_file = run_file.replace("-stage1.pth", ".pth")
+        pretrained = self.config["pretrained_path"]
+        if pretrained and not resumed:
+            return [Stage(STAGE_2, epochs, True, patience, run_file, weights=pretrained,
+                          line=f"stage 2 starts from {pretrained}")]
+        stage1_epochs = self.config["stage1_epochs"]
+        if stage1_epochs == 0 and not resumed:
+            return [Stage(STAGE_2, epochs, True, patience, run_file)]
+        stage1_patience = self.config["stage1_stopping_step"]
+        stage1 = Stage(STAGE_1, stage1_epochs, False, stage1_patience, run_file.replace(".pth", "-stage1.pth"),
+                       hands_on_best=True, line=None if resumed else (
+                           f"Stage 1: plain {backbone_of(self.config['model'])} for up to {stage1_epochs} epochs, "
+                           f"early-stopped after {stage1_patience + 1} validations without gain, so that stage 2 "
+                           "starts from learned representations (the paper's two-stage training; stage1_epochs=0 "
+                           "skips it, pretrained_path replaces it)"))
+        # With basrec=False the plain model runs the same two stages: the fair baseline's budget.
+        stage2 = Stage(STAGE_2, epochs, True, patience, run_file, line=(
+            f"Stage 2: {self._stage2_what()}, from stage 1's best weights {stage1.best_file}, for up to "
+            f"{epochs} epochs with a fresh optimizer"))
+        return [stage1, stage2]
+
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        if getattr(self, "_resumed", None) and self.stage != STAGE_1 and self.start_epoch >= self.epochs:
+        """Run the stages of :meth:`schedule` in turn; returns the last one's best score and result."""
+        if self._resumed and self.stage != STAGE_1 and self.start_epoch >= self.epochs:
             # Nothing left to train. RecBole's fit would save the current (last) weights over the
             # best model here, so the test would score the last epoch instead of the best.
             return self.best_valid_score, self.best_valid_result
-        result = self._fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-        if self.train_loss_dict or getattr(self, "_resumed", None):
-            # the last state says the run is over, so resuming it trains nothing more
-            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
-        return result
-
-    def _fit(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         self._train_data = train_data
         self._validates = bool(valid_data) and self.eval_step > 0
         if self._pending_generator is not None:
@@ -488,25 +463,42 @@ class BASRecTrainer(Trainer):
                 user_callback(epoch, score)
             self._end_epoch(epoch, score)
 
-        if not hasattr(self.model, "augment") or self.start_epoch > 0:
-            if self.stage == STAGE_1:  # resumed inside stage 1: finish it, then stage 2
-                self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn, resumed=True)
-                self.stage = STAGE_2
-                self.model.augment = True
-            return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
-        stage1_epochs = self.config["stage1_epochs"]
-        pretrained = self.config["pretrained_path"]
-        if pretrained:
-            self.load_weights(pretrained)
-            self.progress_sink(f"stage 2 starts from {pretrained}")
-            if self.epochs == 0:
-                return self._evaluate_only(valid_data, saved, show_progress)
-        elif stage1_epochs > 0:
-            # With basrec=False the plain model runs the same two stages: the fair baseline's budget.
-            self._run_stage1(train_data, valid_data, verbose, show_progress, callback_fn)
-        self.stage = STAGE_2
-        self.model.augment = True
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        result = None
+        for index, stage in enumerate(self.schedule()):
+            result = self._run_stage(stage, index == 0, train_data, valid_data, verbose, saved, show_progress,
+                                     callback_fn)
+        if self.train_loss_dict or self._resumed:
+            # the last state says the run is over, so resuming it trains nothing more
+            self._save_last(max(self.train_loss_dict, default=self.start_epoch - 1), finished=True)
+        return result
+
+    def _run_stage(self, stage, first, train_data, valid_data, verbose, saved, show_progress, callback_fn):
+        if first:  # the epochs where a fresh or resumed run stands
+            self.epochs = self._stage_start + stage.epochs
+        else:  # epoch indices count on; early stopping, the best model and the optimizer start afresh
+            done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
+            self.start_epoch, self.epochs, self._stage_start = done, done + stage.epochs, done
+            self.cur_step = 0
+            self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
+            self.best_valid_result = None
+            self.optimizer = self._build_optimizer()
+        self.saved_model_file, self.stage, self.stopping_step = stage.best_file, stage.number, stage.stopping_step
+        if stage.augment is not None:
+            self.model.augment = stage.augment
+        if stage.weights:
+            self.load_weights(stage.weights)
+        if stage.line:
+            self.progress_sink(stage.line)
+        if stage.weights and stage.epochs == 0:
+            return self._evaluate_only(valid_data, saved, show_progress)
+        result = super().fit(train_data, valid_data, verbose, saved or stage.hands_on_best, show_progress, callback_fn)
+        if stage.hands_on_best:
+            written = os.path.isfile(self.saved_model_file)
+            if not self.config["single_spec"]:
+                written = distributed.broadcast_object(written)  # rank 0 wrote it
+            if valid_data and written:
+                self.load_weights(self.saved_model_file)
+        return result
 
     def _evaluate_only(self, valid_data, saved, show_progress):
         """``epochs: 0``: score the loaded weights on validation and keep them as the best model,
@@ -520,43 +512,6 @@ class BASRecTrainer(Trainer):
         if saved:
             self._save_checkpoint(-1, verbose=False)
         return self.best_valid_score, self.best_valid_result
-
-    def _run_stage1(self, train_data, valid_data, verbose, show_progress, callback_fn, resumed=False):
-        """Plain training, early-stopped on validation; leaves the best weights loaded and
-        resets the schedule so stage 2 runs ``epochs`` epochs with a fresh optimizer."""
-        if resumed:  # the checkpoint's best file is the stage-1 one
-            final_file, stage2_epochs = self.saved_model_file.replace("-stage1.pth", ".pth"), self.config["epochs"]
-        else:
-            final_file, stage2_epochs = self.saved_model_file, self.epochs
-        self.saved_model_file = final_file.replace(".pth", "-stage1.pth")
-        self.stage, self.model.augment = STAGE_1, False
-        self.epochs = self.config["stage1_epochs"]
-        stage2_patience, self.stopping_step = self.stopping_step, self.config["stage1_stopping_step"]
-        if not resumed:
-            self.progress_sink(f"Stage 1: plain {backbone_of(self.config['model'])} for up to {self.epochs} epochs, "
-                               f"early-stopped after {self.stopping_step + 1} validations without gain, so that stage 2 "
-                               "starts from learned representations (the paper's two-stage training; stage1_epochs=0 "
-                               "skips it, pretrained_path replaces it)")
-        try:
-            super().fit(train_data, valid_data, verbose, True, show_progress, callback_fn)
-        finally:
-            self.stopping_step = stage2_patience
-        saved = os.path.isfile(self.saved_model_file)
-        if not self.config["single_spec"]:
-            saved = distributed.broadcast_object(saved)  # rank 0 wrote it
-        if valid_data and saved:
-            self.load_weights(self.saved_model_file)
-        what = self._stage2_what()
-        self.progress_sink(f"Stage 2: {what}, from stage 1's best weights {self.saved_model_file}, for up to "
-                           f"{stage2_epochs} epochs with a fresh optimizer")
-        done = max(self.train_loss_dict) + 1 if self.train_loss_dict else 0
-        self.start_epoch, self.epochs = done, done + stage2_epochs
-        self._stage_start = done
-        self.saved_model_file = final_file
-        self.cur_step = 0
-        self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
-        self.best_valid_result = None
-        self.optimizer = self._build_optimizer()
 
     def _stage2_what(self):
         from recbole_basrec.model.methods import LABELS
@@ -608,7 +563,7 @@ class BASRecTrainer(Trainer):
     def loss_terms(self, epoch):
         """``{"rec", "ssa", "csa"}`` (a BASRec epoch) or ``{"loss"}``: that epoch's mean per batch."""
         losses = self.epoch_losses.get(epoch, ())
-        names = self.model.loss_terms() if len(losses) > 1 and hasattr(self.model, "loss_terms") else ("loss",)
+        names = self.model.loss_terms() if len(losses) > 1 and self.staged else ("loss",)
         return dict(zip(names, losses))
 
     def progress_line(self, epoch, score=None):
@@ -674,7 +629,7 @@ class BASRecTrainer(Trainer):
     def _generate_train_loss_output(self, epoch_idx, s_time, e_time, losses):
         """The log file's epoch line in the console's convention: each loss term's mean per batch
         (RecBole's line gives sums over the epoch's batches)."""
-        places = self.config["loss_decimal_place"] or 4
+        places = self.config["loss_decimal_place"]
         terms = self.loss_terms(epoch_idx)
         parts = ", ".join(f"{set_color(name, 'blue')}: {value:.{places}f}" for name, value in terms.items())
         return (

@@ -86,14 +86,14 @@ def augment_at_test_time(model, config):
     the augmented inputs as ``config`` says (``tta``, ``tta_views``, ``tta_noise``,
     ``tta_mask_rate``, ``tta_output_views``, ``tta_keep_original``, ``seed``); a no-op for ``tta: none``."""
     mode = config["tta"]
-    if mode in (None, "none"):
+    if mode == "none":
         yield
         return
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(config["seed"] or 0))
+    generator.manual_seed(int(config["seed"]))
     views = int(config["tta_views"])
-    output_views = int(config["tta_output_views"] or 0) if mode == "tnoise" else 0
+    output_views = int(config["tta_output_views"]) if mode == "tnoise" else 0
     keep_original = bool(config["tta_keep_original"])
     low, high = (float(v) for v in config["tta_noise"])
     rate = float(config["tta_mask_rate"])
