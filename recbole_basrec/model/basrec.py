@@ -190,8 +190,8 @@ class BASRec:
         self.align = config["align"]
         self.ssa_weighting = config["ssa_weighting"]
         self.reorder_keep_last = bool(config["reorder_keep_last"])
-        self.csa_partner_padding = config["csa_partner_padding"] or "encoder"
-        self.ce_logits_mib = int(config["ce_logits_mib"] or 0)
+        self.csa_partner_padding = config["csa_partner_padding"]
+        self.ce_logits_mib = config["ce_logits_mib"]
         #: Raw item token of every internal item id, to map checkpoints of the authors' code.
         self.item_tokens = dataset.field2id_token[dataset.iid_field]
         #: The trainer switches this off for stage 1 (plain training).

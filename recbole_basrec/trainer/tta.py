@@ -91,9 +91,9 @@ def augment_at_test_time(model, config):
         return
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(config["seed"] or 0))
+    generator.manual_seed(config["seed"])
     views = int(config["tta_views"])
-    output_views = int(config["tta_output_views"] or 0) if mode == "tnoise" else 0
+    output_views = config["tta_output_views"] if mode == "tnoise" else 0
     keep_original = bool(config["tta_keep_original"])
     low, high = (float(v) for v in config["tta_noise"])
     rate = float(config["tta_mask_rate"])
