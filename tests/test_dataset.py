@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 from helpers import read_raw_sequences
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, sequence_windows

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 from recbole.data.dataset import SequentialDataset
 
 import recbole_basrec  # noqa: F401
