@@ -133,7 +133,7 @@ def compare(argv):
         return 0
     if settings["offset"] == 0:
         print(distributed.describe(settings, config), flush=True)
-    from recbole_basrec.quick_start import launch
+    from recbole_basrec.distributed import launch
 
     launch.spawn(args.model, args.dataset, files, config_dict, settings, checkpoint_dir=config["checkpoint_dir"],
                  compare=job)
@@ -218,7 +218,7 @@ def _train(args, files, config_dict):
         result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
                                     config_dict={**config_dict, **keys}, resume_file=args.resume)
         return result if main_process else None
-    from recbole_basrec.quick_start import launch
+    from recbole_basrec.distributed import launch
 
     return launch.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
                              checkpoint_dir=config["checkpoint_dir"])
@@ -249,7 +249,7 @@ def cli(argv=None):
         if _raised(error, "recbole_basrec.quick_start.quick_start", "Interrupted"):
             print(error, file=sys.stderr)
             return 130
-        if _raised(error, "recbole_basrec.quick_start.launch", "RankFailed") or \
+        if _raised(error, "recbole_basrec.distributed.launch", "RankFailed") or \
                 _raised(error, "recbole_basrec.trainer.trainer", "DiskFull"):
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -13,17 +13,19 @@ LAYERS = [
     ["model"],
     ["trainer"],
     ["utils"],
-    ["quick_start", "tune"],
+    ["quick_start", "tune", "distributed.launch"],
     ["cli", "__init__", "compat"],
 ]
 
 
 def _layer(module):
-    parts = module.split(".")
-    top = parts[1] if len(parts) > 1 else "__init__"
-    for rank, names in enumerate(LAYERS):
-        if top in names:
-            return rank
+    """The layer of the longest name of LAYERS that ``module`` is or lies in (``distributed.launch``
+    before ``distributed``)."""
+    inner = module.split(".", 1)[1] if "." in module else "__init__"
+    found = [(len(name), rank) for rank, names in enumerate(LAYERS) for name in names
+             if inner == name or inner.startswith(name + ".")]
+    if found:
+        return max(found)[1]
     raise AssertionError(f"{module} is in no layer; add it to LAYERS")
 
 

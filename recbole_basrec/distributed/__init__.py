@@ -11,7 +11,7 @@ loaders shard with a ``DistributedSampler`` and the trainer wraps the model in
   duplicates dropped, so metrics equal a single process's on the same weights;
 * per-rank random streams (``seed + rank``) saved in the resume checkpoint;
 * the launch settings of ``--nproc=N`` and the torchrun environment (the launcher itself is
-  :mod:`recbole_basrec.quick_start.launch`).
+  :mod:`recbole_basrec.distributed.launch`).
 
 Conventions: ``train_batch_size`` is the global batch (RecBole splits it: each of N processes
 trains on ``train_batch_size / N`` rows per step) and DDP averages gradients, so one step
