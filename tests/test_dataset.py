@@ -54,7 +54,7 @@ def test_sequence_mode_targets_are_the_training_part_of_each_user(built, tiny_da
     for u, windows in by_user.items():
         targets = [t for w in reversed(windows) for t in w]
         assert targets == raw[dataset.id2token("user_id", u)][1:-2]  # every train target exactly once
-    user_ptr, items = train._dataset.basrec_train_sequences
+    user_ptr, items = train.dataset.train_sequences
     assert user_ptr[-1] == sum(len(s) - 2 for s in raw.values())
 
 

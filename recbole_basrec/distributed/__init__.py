@@ -22,6 +22,7 @@ from logging import getLogger
 
 import torch
 import torch.distributed as dist
+from recbole.evaluator import Collector
 
 from recbole_basrec.config.schema import LAUNCH, living
 
@@ -273,17 +274,17 @@ def refuse_launch_keys(config):
 
 def prepare_trainer(trainer):
     """Make a trainer built inside a process group consistent across ranks: rank 0's checkpoint
-    names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation."""
+    names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation
+    (:class:`GatheringCollector`)."""
     from recbole.utils import init_seed
 
     config = trainer.config
-    check_launch(config, {"world_size": world_size(), "nproc": config["nproc"] or 1})
+    check_launch(config, {"world_size": world_size(), "nproc": config["nproc"]})
     names = [trainer.saved_model_file]
     dist.broadcast_object_list(names, src=0)
     trainer.saved_model_file = names[0]
     init_seed(config["seed"] + rank(), config["reproducibility"])
-    collector = trainer.eval_collector
-    collector.get_data_struct = _gathering(collector.get_data_struct, trainer)
+    trainer.eval_collector = GatheringCollector(config)
     if is_main():
         getLogger().info(f"DDP: {world_size()} processes, {dist.get_backend()} backend, per-process batch "
                          f"{config['train_batch_size'] // world_size()} (global {config['train_batch_size']})")
@@ -310,16 +311,23 @@ def backend_of_group():
     return dist.get_backend() if active() else None
 
 
-def _gathering(get_data_struct, trainer):
-    def gathered():
-        struct = get_data_struct()
-        n_rows = trainer._eval_rows
+class GatheringCollector(Collector):
+    """RecBole's evaluation ``Collector`` under DDP: the rows each rank collected (its share of a
+    ``DistributedSampler(shuffle=False)`` split) are gathered, in order, into every rank's struct,
+    so every rank computes the single-process metrics. The trainer sets :attr:`rows` to the
+    split's size before each evaluation."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        #: Rows of the evaluation being collected (one per evaluated sequence).
+        self.rows = None
+
+    def get_data_struct(self):
+        struct = super().get_data_struct()
         for key in _ROW_KEYS:
             if key in struct:
-                struct.set(key, gather_rows(struct.get(key), n_rows))
+                struct.set(key, gather_rows(struct.get(key), self.rows))
         return struct
-
-    return gathered
 
 
 def broadcast_object(obj):

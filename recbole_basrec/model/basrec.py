@@ -212,7 +212,7 @@ class BASRec:
     def _build_neighbours(self, config, dataset):
         from recbole_basrec.data.similarity import load_or_build_top1
 
-        sequences = getattr(dataset, "basrec_train_sequences", None)
+        sequences = getattr(dataset, "train_sequences", None)
         if sequences is None:  # a plain RecBole training split: rebuild from its prefixes
             sequences = training_sequences([dataset], dataset.user_num)
         user_ptr, items = sequences
@@ -229,7 +229,7 @@ class BASRec:
 
     def _check_window(self, dataset):
         """Warn when every slide-window copy would be its whole sequence (a copy of plain data)."""
-        sequences = getattr(dataset, "basrec_train_sequences", None)
+        sequences = getattr(dataset, "train_sequences", None)
         if sequences is None:
             return
         longest = int(np.diff(sequences[0]).max(initial=0))  # a training sequence: its inputs and last target
