@@ -8,8 +8,8 @@ from logging import getLogger
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
-from recbole_basrec.config import load_yaml, resolve_model_name
-from recbole_basrec.config.configurator import warn_if_gpu_missing
+from recbole_basrec.config import resolve_model_name
+from recbole_basrec.config.configurator import load_config_files, warn_if_gpu_missing
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
@@ -56,10 +56,7 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
             "resume from the run's '-last.pth' file, written after every epoch"
         raise ValueError(f"'{resume_file}' is a best-model checkpoint, not a run's last state: {use}.")
     saved_model, saved_dataset, settings = settings_of(snapshot)
-    requested = {}
-    for path in config_file_list or ():
-        requested.update(load_yaml(path))
-    requested.update(config_dict or {})
+    requested = {**load_config_files(config_file_list), **(config_dict or {})}  # as Config merges them
     if model is not None and resolve_model_name(model) != saved_model:
         requested["model"] = resolve_model_name(model)
     if dataset is not None and dataset != saved_dataset:
