@@ -277,3 +277,14 @@ def test_token_seq_patches_are_idempotent():
     compat.patch_sequence_fill(dataset_module)
     assert isinstance(dataset_module.pd, compat._SequenceFilledPandas)
     assert isinstance(dataset_module.pd._pandas, type(pd)) and Dataset._remap is compat._remap
+
+
+def test_help_loads_neither_recbole_nor_torch_and_names_the_docs_folder():
+    proc = _python("import sys\nfrom recbole_basrec.cli import cli\n"
+                   "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+                   "print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'recbole.model')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("loaded: []")
+    from recbole_basrec.config.files import docs_dir
+
+    assert f"docs: {docs_dir()} " in proc.stdout and __import__("os").path.isfile(f"{docs_dir()}/configuration.md")
