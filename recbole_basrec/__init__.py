@@ -1,68 +1,38 @@
 """recbole-basrec: BASRec (Dang et al., AAAI 2025) as a plug-in for RecBole's sequential models.
 
-``import recbole_basrec`` registers our models with RecBole (``BASRecSASRec``, ``BASRecGRU4Rec``,
-``BASRecFMLPRec``, ``FMLPRec`` and ``BASRec<Model>`` for the stock models of the generic path),
-so ``run_recbole(model='BASRecSASRec', ...)`` works as for stock models.
+After ``import recbole_basrec``, RecBole's ``recbole.quick_start`` (``run_recbole``, ``run``,
+``run_recboles``, ``objective_function``, ``load_data_and_model``) trains and loads our models
+(``BASRecSASRec``, ``BASRecGRU4Rec``, ``BASRecFMLPRec``, ``FMLPRec`` and ``BASRec<Model>`` for the
+stock models of the generic path) as it does stock ones, and stock RecBole 1.2.1 runs on numpy 2
+and pandas 3. Our own pieces are in :mod:`recbole_basrec.utils` (``Config``, ``get_model``,
+``get_trainer``, ``create_dataset``) and :mod:`recbole_basrec.quick_start`.
 
-Two commands do without that: the data converter (``python -m recbole_basrec.data.convert``)
-is plain Python and loads neither RecBole nor torch, and the runner (``recbole-basrec``,
-``python -m recbole_basrec.cli``) calls :func:`setup` itself, so a missing or wrong RecBole is
-one line there.
+The import itself is light: it loads neither RecBole's modules nor torch; the patches of
+:mod:`recbole_basrec.compat` apply when the RecBole module each covers is imported.
 """
-import os
-import sys
-
 __version__ = "0.1.0"
 
 _INSTALL = 'pip install --no-deps "recbole==1.2.1"'
-#: ``python -m`` targets and console scripts that call :func:`setup` themselves, or never need it.
-_COMMANDS = ("recbole_basrec.data.convert", "recbole_basrec.cli")
-_SCRIPTS = ("recbole-basrec", "run_recbole_basrec.py")
-_DONE = False
+_MODELS = ("BASRecFMLPRec", "BASRecGRU4Rec", "BASRecSASRec", "FMLPRec")
 
 
 def setup():
-    """Check RecBole's version, patch it for today's numpy and pandas (:mod:`recbole_basrec.compat`),
-    install the configuration hook (:mod:`recbole_basrec.config.configurator`), register our models
-    (:mod:`recbole_basrec.registry`) and let RecBole's ``load_data_and_model`` read our checkpoints.
-    Idempotent.
+    """Check that RecBole 1.2.1 is installed (our runner and API call this before anything else).
 
     Raises:
         ImportError: recbole is missing or not 1.2.1 (the message names the install command).
     """
-    global _DONE
-    if _DONE:
-        return
     try:
         import recbole
     except ImportError:
         raise ImportError(f"recbole-basrec needs recbole 1.2.1, which is not installed: {_INSTALL}") from None
-    if recbole.__version__ != "1.2.1":
+    if recbole.__version__ != compat.RECBOLE_VERSION:
         raise ImportError(f"recbole-basrec supports recbole 1.2.1, found {recbole.__version__}: {_INSTALL}")
-    from recbole_basrec import compat
-
-    compat.apply()  # before anything builds a RecBole Config or Dataset
-    from recbole_basrec.config import install as install_config_hook
-
-    install_config_hook()  # RecBole's Config loads and checks our defaults for our models
-    from recbole_basrec.registry import register
-
-    register()
-    from recbole_basrec.quick_start import install as install_loading
-
-    install_loading()  # recbole.quick_start.load_data_and_model reads our checkpoints
-    _DONE = True
-
-
-def _running_a_command():
-    argv = getattr(sys, "orig_argv", [])
-    module = next((b for a, b in zip(argv, argv[1:]) if a == "-m"), None)
-    return module in _COMMANDS or os.path.basename(sys.argv[0] if sys.argv else "") in _SCRIPTS
 
 
 def __getattr__(name):
     """``recbole_basrec.BASRecSASRec`` and the other hand-written model classes."""
-    if name in ("BASRecFMLPRec", "BASRecGRU4Rec", "BASRecSASRec", "FMLPRec"):
+    if name in _MODELS:
         setup()
         from recbole_basrec.model import sequential_recommender
 
@@ -70,5 +40,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'recbole_basrec' has no attribute '{name}'")
 
 
-if not _running_a_command():
-    setup()
+from recbole_basrec import compat  # noqa: E402
+
+compat.attach()

@@ -5,7 +5,7 @@
     recbole-basrec --basrec=False                   # the plain backbone, same pipeline
     recbole-basrec --search=SASRec --num_samples=4
     recbole-basrec compare --seeds 2020 2021 2022   # plain against BASRec from one stage 1, a table over seeds
-    recbole-basrec --nproc=2                        # 2 processes (GPUs: NCCL, else gloo); docs/distributed.md
+    recbole-basrec --nproc=2                        # 2 processes (GPUs: NCCL, else gloo); distributed.md below
     torchrun --nproc_per_node=2 run_recbole_basrec.py   # the same, started by torchrun
 
 Any RecBole ``--key=value`` on the command line overrides the config files.
@@ -96,7 +96,7 @@ def parse_compare_args(argv):
 
 
 def _launch_arguments(parser):
-    """Several processes (docs/distributed.md); RecBole's names and meanings."""
+    """Several processes (distributed.md); RecBole's names and meanings."""
     parser.add_argument("--nproc", action=_Once, type=int, default=None, help="training processes on this machine (one per GPU)")
     parser.add_argument("--world_size", action=_Once, type=int, default=None, help="processes on all machines (default: --nproc)")
     parser.add_argument("--ip", action=_Once, default=None, help="address of the machine running rank 0 (default: localhost)")
@@ -133,7 +133,7 @@ def compare(argv):
         return 0
     if settings["offset"] == 0:
         print(distributed.describe(settings, config), flush=True)
-    from recbole_basrec.quick_start import launch
+    from recbole_basrec.distributed import launch
 
     launch.spawn(args.model, args.dataset, files, config_dict, settings, checkpoint_dir=config["checkpoint_dir"],
                  compare=job)
@@ -218,42 +218,45 @@ def _train(args, files, config_dict):
         result = run_recbole_basrec(args.model, args.dataset, config_file_list=files,
                                     config_dict={**config_dict, **keys}, resume_file=args.resume)
         return result if main_process else None
-    from recbole_basrec.quick_start import launch
+    from recbole_basrec.distributed import launch
 
     return launch.spawn(args.model, args.dataset, files, config_dict, settings, resume_file=args.resume,
                              checkpoint_dir=config["checkpoint_dir"])
 
 
+def _raised(error, module, name):
+    """``error`` is a ``module.name``; a module not imported yet raised nothing (so ``--help`` and
+    early errors load no torch)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(error, getattr(loaded, name))
+
+
 def cli(argv=None):
     """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C,
     1 a training process died (one line naming it and the checkpoint to resume from)."""
-    try:
-        import recbole_basrec
+    import recbole_basrec
 
+    try:
         recbole_basrec.setup()
-        from recbole_basrec.quick_start.launch import RankFailed
-        from recbole_basrec.quick_start.quick_start import Interrupted
-        from recbole_basrec.trainer.trainer import DiskFull
+        return main(argv)
     except ImportError as error:  # recbole missing or at another version: the message says what to install
         print(f"error: {error}", file=sys.stderr)
         return 2
-    try:
-        return main(argv)
-    except Interrupted as stop:
-        print(stop, file=sys.stderr)
-        return 130
-    except RankFailed as failure:
-        print(f"error: {failure}", file=sys.stderr)
-        return 1
-    except DiskFull as full:
-        print(f"error: {full}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted before training started", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotImplementedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except Exception as error:
+        if _raised(error, "recbole_basrec.quick_start.quick_start", "Interrupted"):
+            print(error, file=sys.stderr)
+            return 130
+        if _raised(error, "recbole_basrec.distributed.launch", "RankFailed") or \
+                _raised(error, "recbole_basrec.trainer.trainer", "DiskFull"):
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, (ValueError, FileNotFoundError, NotImplementedError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

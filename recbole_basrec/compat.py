@@ -1,12 +1,34 @@
-"""recbole 1.2.1 on today's numpy and pandas, and its DDP path on CPU: small patches, applied once by ``import recbole_basrec``.
+"""The one module that touches RecBole's own objects: recbole 1.2.1 on today's numpy and pandas,
+its DDP path on CPU, and the names of ``recbole.quick_start`` that make our models a drop-in.
 
-Each patch names the RecBole file it covers and does nothing where it is not needed.
+Each patch names the RecBole file it covers; ``tests/test_compat.py`` holds, for each, a test
+that fails once RecBole no longer needs it. ``import recbole_basrec`` only registers
+:func:`attach`'s post-import hooks (``wrapt``): a patch is applied when the RecBole module it
+covers is imported, so importing us costs no RecBole or torch import.
 """
 import os
+import sys
 
 import numpy as np
 
-_APPLIED = False
+#: The RecBole release every patch here is written against.
+RECBOLE_VERSION = "1.2.1"
+
+
+_ORIGINALS = {}
+
+
+def _replace(owner, name, new):
+    """Set ``owner.name`` to ``new``, keeping RecBole's own (:func:`original`). Idempotent."""
+    current = getattr(owner, name)
+    if current is not new:
+        _ORIGINALS.setdefault((owner, name), current)
+        setattr(owner, name, new)
+
+
+def original(owner, name):
+    """RecBole's own ``owner.name`` as it was before our patch (itself where it is not patched)."""
+    return _ORIGINALS.get((owner, name), getattr(owner, name))
 
 
 def restore_numpy_aliases():
@@ -41,11 +63,8 @@ def _fill_nan(self):
                 feat[field] = feat[field].apply(lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x)
 
 
-def patch_fill_nan():
-    from recbole.data.dataset import Dataset
-
-    if Dataset._fill_nan is not _fill_nan:
-        Dataset._fill_nan = _fill_nan
+def patch_fill_nan(module):
+    _replace(module.Dataset, "_fill_nan", _fill_nan)
 
 
 class _SequenceFilledPandas:
@@ -68,14 +87,13 @@ class _SequenceFilledPandas:
         return df
 
 
-def patch_sequence_fill():
+def patch_sequence_fill(dataset_module):
     import warnings
 
     import pandas as pd
-    import recbole.data.dataset.dataset as dataset_module
 
     if not isinstance(dataset_module.pd, _SequenceFilledPandas):
-        dataset_module.pd = _SequenceFilledPandas(dataset_module.pd)
+        _replace(dataset_module, "pd", _SequenceFilledPandas(dataset_module.pd))
     # RecBole's own (now redundant) chained fillna of those columns warns at every load.
     chained = getattr(pd.errors, "ChainedAssignmentError", None)
     if chained is not None:
@@ -108,14 +126,8 @@ def _remap(self, remap_list):
             feat[field] = np.split(ids, np.cumsum(lengths)[:-1])
 
 
-def patch_remap():
-    from recbole.data.dataset import Dataset
-
-    if Dataset._remap is not _remap:
-        Dataset._remap = _remap
-
-
-_original_dataframe_to_interaction = None
+def patch_remap(module):
+    _replace(module.Dataset, "_remap", _remap)
 
 
 def _dataframe_to_interaction(self, data):
@@ -126,16 +138,13 @@ def _dataframe_to_interaction(self, data):
     import types
 
     columns = {k: types.SimpleNamespace(values=np.array(data[k].values, copy=True)) for k in data}
-    return _original_dataframe_to_interaction(self, columns)
-
-
-def patch_dataframe_to_interaction():
-    global _original_dataframe_to_interaction
     from recbole.data.dataset import Dataset
 
-    if Dataset._dataframe_to_interaction is not _dataframe_to_interaction:
-        _original_dataframe_to_interaction = Dataset._dataframe_to_interaction
-        Dataset._dataframe_to_interaction = _dataframe_to_interaction
+    return original(Dataset, "_dataframe_to_interaction")(self, columns)
+
+
+def patch_dataframe_to_interaction(module):
+    _replace(module.Dataset, "_dataframe_to_interaction", _dataframe_to_interaction)
 
 
 def _download(self):
@@ -172,11 +181,8 @@ def _download(self):
         dist.barrier()
 
 
-def patch_download():
-    from recbole.data.dataset import Dataset
-
-    if Dataset._download is not _download:
-        Dataset._download = _download
+def patch_download(module):
+    _replace(module.Dataset, "_download", _download)
 
 
 def quiet_grad_scaler_warning():
@@ -187,73 +193,16 @@ def quiet_grad_scaler_warning():
     warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler\(args\.\.\.\)", category=FutureWarning)
 
 
-# ---------------------------------------------------------------------------- torch.distributed
-_original_init_device = None
-
-
-def _init_device(self):
-    """``Config._init_device`` of ``recbole/config/configurator.py`` for a process group on CPUs
-    too: RecBole 1.2.1 always joins with NCCL on ``cuda:<local_rank>``. Here the backend is NCCL
-    on GPUs and gloo on CPU (``use_gpu: False`` or no CUDA); the global rank is
-    ``offset + local_rank`` and only global rank 0 logs; under torchrun the group is joined
-    through its environment (``env://``); a group already joined is reused. Without
-    ``local_rank`` (one process) RecBole's own method runs."""
+def undo_sine_anomaly_detection(module=None):
+    """``recbole/model/sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)``
+    at import, for the whole process: importing RecBole's sequential models then makes every
+    training step of every model several times slower."""
     import torch
-    import torch.distributed as dist
 
-    from recbole_basrec import distributed
-
-    cfg = self.final_config_dict
-    if "local_rank" not in cfg:
-        return _original_init_device(self)
-    gpu_id = ",".join(map(str, cfg["gpu_id"])) if isinstance(cfg["gpu_id"], (tuple, list)) else str(cfg["gpu_id"])
-    cfg["gpu_id"] = gpu_id
-    backend = distributed.backend(cfg)
-    missing = [k for k in ("nproc", "world_size", "ip", "port") if cfg.get(k) is None]
-    if missing:
-        raise ValueError(f"local_rank is set but {', '.join(missing)} not: start the processes with "
-                         f"run_recbole_basrec.py --nproc=N, recbole.quick_start.run(..., nproc=N) or torchrun.")
-    local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg.get("offset") or 0, cfg["world_size"]
-    if backend == "nccl":
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id  # as RecBole: before CUDA starts in this process
-        distributed.check_launch(cfg, {"world_size": world, "nproc": nproc})
-    global_rank = offset + local_rank
-    if not 0 <= local_rank < nproc or global_rank >= world:
-        raise ValueError(f"local_rank {local_rank} with nproc {nproc}, offset {offset}, world_size {world} names no rank "
-                         f"of 0..{world - 1}; set world_size to the total number of processes.")
-    if not dist.is_initialized():
-        if "TORCHELASTIC_RUN_ID" in os.environ:
-            dist.init_process_group(backend=backend, init_method="env://", rank=global_rank, world_size=world)
-        else:
-            import sys
-
-            distributed.join_group(backend, cfg["ip"], cfg["port"], global_rank, world, cfg.get("launch_timeout") or distributed.LAUNCH_TIMEOUT_S,
-                                   lambda line: print(line, file=sys.stderr, flush=True))
-    elif (dist.get_rank(), dist.get_world_size()) != (global_rank, world):
-        raise ValueError(f"this process already joined a process group as rank {dist.get_rank()} of "
-                         f"{dist.get_world_size()}, not {global_rank} of {world}; leave local_rank, offset and "
-                         f"world_size to the launcher.")
-    cfg["single_spec"] = False
-    if backend == "nccl":
-        cfg["device"] = torch.device("cuda", local_rank)
-        torch.cuda.set_device(local_rank)
-    else:
-        cfg["device"] = torch.device("cpu")
-    if global_rank != 0:
-        cfg["state"] = "error"
-        cfg["show_progress"] = False
-        cfg["verbose"] = False
+    torch.autograd.set_detect_anomaly(False)
 
 
-def patch_init_device():
-    global _original_init_device
-    from recbole.config import Config
-
-    if Config._init_device is not _init_device:
-        _original_init_device = Config._init_device
-        Config._init_device = _init_device
-
-
+# ---------------------------------------------------------------------------- torch.distributed
 def _distributed_data_parallel():
     from torch.nn.parallel import DistributedDataParallel
 
@@ -270,53 +219,105 @@ def _distributed_data_parallel():
     return DeviceAwareDDP
 
 
-def patch_ddp_wrap():
-    import recbole.trainer.trainer as trainer_module
+def patch_trainer(trainer_module):
+    """``recbole/trainer/trainer.py``: quiet its GradScaler warning; let it wrap a CPU model in DDP
+    (only a process group on CPUs, which only our ``Config`` joins, ever takes that path)."""
+    quiet_grad_scaler_warning()
+    patch_ddp_wrap(trainer_module)
 
+
+def patch_ddp_wrap(trainer_module):
     if not getattr(trainer_module.DistributedDataParallel, "_basrec", False):
         wrapper = _distributed_data_parallel()
         wrapper._basrec = True
-        trainer_module.DistributedDataParallel = wrapper
+        _replace(trainer_module, "DistributedDataParallel", wrapper)
+
+
+def stock(name):
+    """RecBole's own function ``name`` of ``recbole/quick_start/quick_start.py``, as it was before
+    :func:`patch_quick_start`."""
+    from recbole.quick_start import quick_start  # patched on import
+
+    return original(quick_start, name)
 
 
 def run_recboles(rank, *args):
     """``recbole.quick_start.run_recboles`` as the function ``run(..., nproc=N)`` spawns: a spawned
-    process imports this module, so it has our models and patches before RecBole's runs."""
-    import recbole_basrec
-
-    recbole_basrec.setup()  # the spawned process imported this module only
-    return _original_run_recboles(rank, *args)
+    process unpickles it from this module, so our models are known there before RecBole's runs."""
+    return stock("run_recboles")(rank, *args)
 
 
-_original_run_recboles = None
+def load_data_and_model_either(model_file):
+    """``recbole.quick_start.load_data_and_model`` after ``import recbole_basrec``: our checkpoints
+    through :func:`recbole_basrec.quick_start.load_data_and_model`, any other through RecBole's own."""
+    from recbole_basrec.quick_start.quick_start import is_our_checkpoint, load_data_and_model
+    from recbole_basrec.trainer.trainer import load_checkpoint
 
-
-def patch_run_recboles():
-    """A no-op where RecBole's quick_start cannot be imported (it imports Ray, an extra of ours)."""
-    global _original_run_recboles
     try:
-        from recbole.quick_start import quick_start
-    except ImportError:
+        checkpoint = load_checkpoint(model_file)
+    except (ValueError, FileNotFoundError):  # not weights-only: RecBole's own, or no file
+        checkpoint = None
+    if checkpoint is not None and is_our_checkpoint(checkpoint):
+        return load_data_and_model(model_file)
+    return stock("load_data_and_model")(model_file)
+
+
+def _config(model=None, dataset=None, config_file_list=None, config_dict=None):
+    """``Config`` as ``recbole/quick_start/quick_start.py`` builds it: ours for our model names."""
+    from recbole.config import Config
+
+    from recbole_basrec.config.models import is_ours
+    from recbole_basrec.utils import Config as OurConfig
+
+    name = model if model is not None else (config_dict or {}).get("model")
+    return (OurConfig if is_ours(name) else Config)(model, dataset, config_file_list, config_dict)
+
+
+def patch_quick_start(module):
+    """``recbole/quick_start/quick_start.py``: ``run_recbole``, ``run``/``run_recboles``,
+    ``objective_function`` and ``load_data_and_model`` look their pieces up in this module's
+    namespace; there they get our ``Config`` and lookups for our names, RecBole's for every other."""
+    from recbole_basrec import utils
+
+    for name, ours in (("Config", _config), ("get_model", utils.get_model), ("get_trainer", utils.get_trainer),
+                       ("create_dataset", utils.create_dataset), ("run_recboles", run_recboles),
+                       ("load_data_and_model", load_data_and_model_either)):
+        _replace(module, name, ours)
+    # The package re-exports it: when this runs inside the package's own import, its
+    # ``from .quick_start import ...`` reads the patched name; afterwards, it is patched here.
+    package = sys.modules.get("recbole.quick_start")
+    if package is not None and hasattr(package, "load_data_and_model"):
+        _replace(package, "load_data_and_model", load_data_and_model_either)
+
+
+def patch_dataset(module):
+    """Every ``recbole/data/dataset/dataset.py`` fix above."""
+    for patch in (patch_fill_nan, patch_remap, patch_sequence_fill, patch_download, patch_dataframe_to_interaction):
+        patch(module)
+
+
+_ATTACHED = False
+
+
+def attach():
+    """Apply each patch when the RecBole module it covers is first imported (now, if it already
+    is); a RecBole other than 1.2.1 is left untouched. Idempotent."""
+    global _ATTACHED
+    if _ATTACHED:
         return
+    import wrapt
 
-    if quick_start.run_recboles is not run_recboles:
-        _original_run_recboles = quick_start.run_recboles
-        quick_start.run_recboles = run_recboles
+    def covered(patch):
+        def hook(module):
+            import recbole
 
+            if recbole.__version__ == RECBOLE_VERSION:
+                patch(module)
+        return hook
 
-def apply():
-    """Apply every patch (idempotent)."""
-    global _APPLIED
-    if _APPLIED:
-        return
-    restore_numpy_aliases()
-    patch_fill_nan()
-    patch_remap()
-    patch_sequence_fill()
-    patch_download()
-    patch_dataframe_to_interaction()
-    quiet_grad_scaler_warning()
-    patch_init_device()
-    patch_ddp_wrap()
-    patch_run_recboles()
-    _APPLIED = True
+    wrapt.register_post_import_hook(covered(lambda module: restore_numpy_aliases()), "recbole")
+    wrapt.register_post_import_hook(covered(patch_dataset), "recbole.data.dataset.dataset")
+    wrapt.register_post_import_hook(covered(patch_quick_start), "recbole.quick_start.quick_start")
+    wrapt.register_post_import_hook(covered(undo_sine_anomaly_detection), "recbole.model.sequential_recommender.sine")
+    wrapt.register_post_import_hook(covered(patch_trainer), "recbole.trainer.trainer")
+    _ATTACHED = True

@@ -243,7 +243,7 @@ def test_a_second_comparison_in_the_same_folder_is_refused(tmp_path):
 def test_keep_last_interactions_keeps_each_users_most_recent_items(tiny_config_dict, tiny_data_path, caplog):
     from helpers import read_raw_sequences
 
-    from recbole.data import create_dataset
+    from recbole_basrec.utils import create_dataset
 
     run = build_tiny({**tiny_config_dict, "keep_last_interactions": 5})
     raw = read_raw_sequences(tiny_data_path)

@@ -1,4 +1,5 @@
-"""recbole 1.2.1 compatibility patches: each test fails without its patch."""
+"""recbole 1.2.1 compatibility patches (:mod:`recbole_basrec.compat`): each works, and for each a
+test of RecBole's own code fails once RecBole no longer needs it (then drop the patch)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,9 +51,143 @@ def test_columns_become_writable_tensors_under_copy_on_write():
 
 
 def test_patches_are_idempotent():
-    compat.apply()
-    compat.apply()
+    import recbole.data.dataset.dataset as dataset_module
+
+    compat.attach()
+    compat.attach()
+    compat.patch_dataset(dataset_module)
     assert Dataset._fill_nan is compat._fill_nan
+    assert compat.original(Dataset, "_fill_nan") is not compat._fill_nan
+
+
+# ---------------------------------------------------------------- RecBole still needs each patch
+def _recbole_source(module_name):
+    import importlib
+    import inspect
+
+    return inspect.getsource(importlib.import_module(module_name))
+
+
+def test_recbole_still_reads_numpy_aliases_numpy_2_removed():
+    assert "np.float_" in _recbole_source("recbole.config.configurator")
+
+
+def test_recboles_fill_nan_still_leaves_nans_under_copy_on_write():
+    class Tiny:
+        feat_name_list = ["inter_feat"]
+        field2type = {"rating": FeatureType.FLOAT}
+        logger = __import__("logging").getLogger("tiny")
+
+    tiny = Tiny()
+    tiny.inter_feat = pd.DataFrame({"rating": [1.0, np.nan, 3.0]})
+    import warnings
+
+    with pd.option_context("mode.copy_on_write", True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 2 warns that the chained fillna does nothing
+        compat.original(Dataset, "_fill_nan")(tiny)
+    assert tiny.inter_feat["rating"].isna().any()
+
+
+def test_recboles_remap_still_takes_the_column_length_for_token_seqs():
+    assert "agg(len)" in _recbole_source("recbole.data.dataset.dataset")
+
+
+def test_recboles_load_feat_still_fills_sequences_in_place():
+    assert 'fillna(value="", inplace=True)' in _recbole_source("recbole.data.dataset.dataset")
+
+
+def test_recboles_dataframe_to_interaction_still_wraps_read_only_values():
+    source = _recbole_source("recbole.data.dataset.dataset")
+    assert "torch.LongTensor(value)" in source or "torch.FloatTensor(value)" in source
+
+
+def test_recboles_download_still_waits_at_a_barrier_without_a_group():
+    import inspect
+
+    assert "torch.distributed.barrier()" in inspect.getsource(compat.original(Dataset, "_download"))
+
+
+def test_recboles_trainer_still_wraps_with_cuda_device_ids():
+    assert 'device_ids=[config["local_rank"]]' in _recbole_source("recbole.trainer.trainer")
+
+
+def test_recboles_trainer_still_builds_the_deprecated_grad_scaler():
+    source = _recbole_source("recbole.trainer.trainer")
+    assert "import torch.cuda.amp as amp" in source and "amp.GradScaler(" in source
+
+
+def test_recboles_sine_still_switches_anomaly_detection_on():
+    assert "set_detect_anomaly(True)" in _recbole_source("recbole.model.sequential_recommender.sine")
+
+
+def test_recboles_quick_start_still_has_no_lookup_for_plug_in_models():
+    source = _recbole_source("recbole.quick_start.quick_start")
+    assert "config = Config(" in source and "get_model(config[\"model\"])" in source
+
+
+# ---------------------------------------------------------------- no patch of a stock model's Config
+_STOCK_CONFIG = (
+    "import json, sys\n"
+    "{imports}"
+    "from recbole.config import Config\n"
+    "c = Config('SASRec', 'ml-100k', config_dict={{'train_neg_sample_args': None, 'state': 'ERROR'}})\n"
+    "print(json.dumps({{k: str(v) for k, v in c.final_config_dict.items()}}, sort_keys=True))\n"
+)
+
+
+def test_a_stock_models_config_is_the_same_with_and_without_our_import():
+    # numpy 2 removed what RecBole's Config reads, so "without" restores the aliases by hand, as a
+    # user without us would have to.
+    without = _python(_STOCK_CONFIG.format(imports="import numpy as np\nnp.float_, np.complex_, np.unicode_ = "
+                                                   "np.float64, np.complex128, np.str_\n"))
+    with_us = _python(_STOCK_CONFIG.format(imports="import recbole_basrec\n"))
+    assert without.returncode == 0 and with_us.returncode == 0, without.stderr + with_us.stderr
+    assert with_us.stdout == without.stdout
+
+
+def test_importing_us_loads_neither_recbole_nor_torch():
+    proc = _python("import sys, recbole_basrec\n"
+                   "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'recbole')))")
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_stock_recbole_on_numpy_2_needs_our_import_first():
+    code = ("import warnings; warnings.simplefilter('ignore')\n{first}from recbole.config import Config\n"
+            "Config('SASRec', 'ml-100k', config_dict={{'train_neg_sample_args': None, 'state': 'ERROR'}})\n")
+    if int(np.__version__.split(".")[0]) >= 2:
+        assert "float_" in _python(code.format(first="")).stderr  # RecBole alone: np.float_ is gone
+    assert _python(code.format(first="import recbole_basrec\n")).returncode == 0
+
+
+def test_no_module_but_compat_assigns_to_recbole():
+    """Outside compat.py no code of ours assigns an attribute of a RecBole object or module."""
+    import ast
+    import os
+
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recbole_basrec")
+    found = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or path.endswith(os.path.join("recbole_basrec", "compat.py")):
+                continue
+            tree = ast.parse(open(path, encoding="utf-8").read())
+            recbole_names = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                             if isinstance(node, (ast.Import, ast.ImportFrom))
+                             for alias in node.names
+                             if (getattr(node, "module", None) or alias.name).startswith("recbole.")
+                             or (getattr(node, "module", None) or alias.name) == "recbole"}
+            for node in ast.walk(tree):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                    if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr" and node.args \
+                        and isinstance(node.args[0], ast.Name) and node.args[0].id in recbole_names:
+                    found.append(f"{path}:{node.lineno}")
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                            and target.value.id in recbole_names:
+                        found.append(f"{path}:{node.lineno}")
+    assert not found, found
 
 
 def _python(code):
@@ -138,7 +273,18 @@ def test_token_seq_item_feature_loads_with_its_values(genres_dataset):
 def test_token_seq_patches_are_idempotent():
     import recbole.data.dataset.dataset as dataset_module
 
-    compat.patch_sequence_fill()
-    compat.patch_sequence_fill()
+    compat.patch_sequence_fill(dataset_module)
+    compat.patch_sequence_fill(dataset_module)
     assert isinstance(dataset_module.pd, compat._SequenceFilledPandas)
     assert isinstance(dataset_module.pd._pandas, type(pd)) and Dataset._remap is compat._remap
+
+
+def test_help_loads_neither_recbole_nor_torch_and_names_the_docs_folder():
+    proc = _python("import sys\nfrom recbole_basrec.cli import cli\n"
+                   "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+                   "print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'recbole.model')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("loaded: []")
+    from recbole_basrec.config.files import docs_dir
+
+    assert f"docs: {docs_dir()} " in proc.stdout and __import__("os").path.isfile(f"{docs_dir()}/configuration.md")

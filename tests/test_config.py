@@ -3,7 +3,7 @@ import logging
 import os
 
 import pytest
-from recbole.config import Config
+from recbole_basrec.utils import Config
 from recbole.utils import InputType
 
 import recbole_basrec  # noqa: F401

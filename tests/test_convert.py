@@ -33,7 +33,7 @@ def tiny_src(tmp_path):
 
 def _stock_sasrec_config(dataset, data_path, tmp_path):
     """Stock RecBole SASRec with the paper's leave-one-out split on converted data."""
-    from recbole.config import Config
+    from recbole_basrec.utils import Config
 
     return Config(
         model="SASRec",
@@ -79,7 +79,8 @@ def test_name_option_blank_lines_and_header(tmp_path):
 
 
 def test_recbole_split_matches_reference(tiny_src, tmp_path):
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
+    from recbole_basrec.utils import create_dataset
 
     convert(tiny_src, str(tmp_path / "data"))
     config = _stock_sasrec_config("tiny", str(tmp_path / "data"), tmp_path)
@@ -161,7 +162,7 @@ def test_cli_module_entry_point(tmp_path):
 def test_beauty(tmp_path):
     if not os.path.isfile(BEAUTY):
         pytest.skip(f"reference data not available: {os.path.normpath(BEAUTY)}")
-    from recbole.data import create_dataset
+    from recbole_basrec.utils import create_dataset
 
     stats = convert(BEAUTY, str(tmp_path))
     assert (stats["users"], stats["items"], stats["interactions"]) == (22363, 12101, 198502)

@@ -3,7 +3,8 @@ import logging
 
 import numpy as np
 import pytest
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import _target_in_history

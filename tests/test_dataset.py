@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 from helpers import read_raw_sequences
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.data.dataset import TARGET_LIST_FIELD, sequence_windows
@@ -53,7 +54,7 @@ def test_sequence_mode_targets_are_the_training_part_of_each_user(built, tiny_da
     for u, windows in by_user.items():
         targets = [t for w in reversed(windows) for t in w]
         assert targets == raw[dataset.id2token("user_id", u)][1:-2]  # every train target exactly once
-    user_ptr, items = train._dataset.basrec_train_sequences
+    user_ptr, items = train.dataset.train_sequences
     assert user_ptr[-1] == sum(len(s) - 2 for s in raw.values())
 
 

@@ -76,8 +76,9 @@ def test_recbole_config_joins_a_gloo_group_on_cpu_and_ddp_wraps_without_device_i
     """compat's Config._init_device and DDP wrap: RecBole 1.2.1 alone asserts gpu_id covers nproc,
     joins with NCCL and wraps with device_ids=[local_rank]."""
     import torch.distributed as dist
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer
+    from recbole.data import data_preparation
+    from recbole_basrec.utils import create_dataset
+    from recbole_basrec.utils import get_model, get_trainer
 
     from recbole_basrec.quick_start.quick_start import build_config
 
@@ -182,8 +183,10 @@ def test_gather_broadcast_and_random_states_across_two_processes(tmp_path):
 def _scenario(local_rank, port, out, backbone, dataset_name, overrides):
     """One rank: train with recorders on the optimizer, then evaluate the best weights."""
     import torch.distributed as dist
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
+    from recbole.data import data_preparation
+    from recbole_basrec.utils import create_dataset
+    from recbole.utils import init_seed
+    from recbole_basrec.utils import get_model, get_trainer
 
     import recbole_basrec  # noqa: F401
     from recbole_basrec.quick_start.quick_start import build_config
@@ -241,8 +244,10 @@ def _run_two_ranks(tmp_path, data_path, backbone, dataset="tiny", **overrides):
 
 
 def _single_process(backbone, settings, dataset="tiny"):
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
+    from recbole.data import data_preparation
+    from recbole_basrec.utils import create_dataset
+    from recbole.utils import init_seed
+    from recbole_basrec.utils import get_model, get_trainer
 
     from recbole_basrec.quick_start.quick_start import build_config
 

@@ -6,8 +6,9 @@ import os
 import pytest
 import torch
 
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
+from recbole_basrec.utils import Config
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 from recbole.trainer import Trainer
 from recbole.utils import InputType, init_seed
 

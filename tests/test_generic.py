@@ -1,7 +1,7 @@
 """BASRec on stock RecBole sequential models through the generic path (no hand-written adapter)."""
 import pytest
 import torch
-from recbole.utils import get_model
+from recbole_basrec.utils import get_model
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.config import DEDICATED, HANDWRITTEN, stock_sequential_models

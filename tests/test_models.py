@@ -82,7 +82,7 @@ def test_mixed_target_ce_is_soft_label_ce_for_scalar_lambda(make):
 @pytest.mark.parametrize("source", ["inputs", "train"])
 def test_substitution_table_is_top1_of_the_training_sequences(make, source):
     config, model, train = make("SASRec", similarity_source=source)
-    user_ptr, items = train._dataset.basrec_train_sequences
+    user_ptr, items = train.dataset.train_sequences
     if source == "inputs":  # the authors' items[:-3]: training items without each user's last
         user_ptr, items = drop_last_items(user_ptr, items)
     expected = load_or_build_top1(user_ptr, items, model.n_items, "ItemCF_IUF", seed=config["seed"])

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
+from recbole_basrec.utils import create_dataset
 from recbole.data.dataset import SequentialDataset
 
 import recbole_basrec  # noqa: F401
@@ -45,9 +46,9 @@ def _assert_same(new, stock):
         for field in feat:
             assert feat[field].dtype == stock_feat[field].dtype, field
             assert torch.equal(feat[field], stock_feat[field]), field
-        for name in ("basrec_train_sequences", "basrec_history"):
-            assert hasattr(split, name) == hasattr(stock_split, name)
-            for a, b in zip(getattr(split, name, ()), getattr(stock_split, name, ())):
+        for name in ("train_sequences", "eval_history"):
+            assert (getattr(split, name) is None) == (getattr(stock_split, name) is None)
+            for a, b in zip(getattr(split, name) or (), getattr(stock_split, name) or ()):
                 assert a.dtype == b.dtype and np.array_equal(a, b), name
     assert dataset.inter_num == stock_dataset.inter_num
     assert dataset.avg_actions_of_users == pytest.approx(stock_dataset.avg_actions_of_users)

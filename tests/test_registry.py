@@ -1,30 +1,45 @@
-"""Our names resolve inside stock RecBole after ``import recbole_basrec``."""
+"""Our lookups (``recbole_basrec.utils``) and the drop-in: stock ``recbole.quick_start`` trains our
+models after ``import recbole_basrec``."""
 import importlib
 
 import pytest
 from recbole.quick_start import run_recbole
-from recbole.utils import ModelType, get_model, get_trainer
+from recbole.trainer import Trainer
+from recbole.utils import ModelType
 
 import recbole_basrec
 from recbole_basrec.data.dataset import BASRecDataset
-from recbole_basrec.registry import register
 from recbole_basrec.trainer import BASRecTrainer
+from recbole_basrec.utils import Config, create_dataset, get_model, get_trainer
 
 NAMES = ["BASRecSASRec", "BASRecGRU4Rec", "BASRecFMLPRec", "FMLPRec"]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_get_model_get_trainer_and_dataset_lookup(name):
+def test_our_lookups_answer_for_our_names(name):
     assert get_model(name) is getattr(recbole_basrec, name)
     assert get_trainer(ModelType.SEQUENTIAL, name) is BASRecTrainer
-    assert getattr(importlib.import_module("recbole.data.dataset"), f"{name}Dataset") is BASRecDataset
 
 
-def test_registering_twice_is_harmless():
-    register()
-    importlib.reload(recbole_basrec)
-    assert get_model("BASRecSASRec") is recbole_basrec.BASRecSASRec
+def test_our_lookups_fall_back_to_recboles(tiny_data_path):
     assert get_model("SASRec").__module__ == "recbole.model.sequential_recommender.sasrec"
+    assert get_trainer(ModelType.SEQUENTIAL, "SASRec") is Trainer
+    config = Config("SASRec", "tiny", config_dict={"data_path": tiny_data_path, "state": "ERROR", "train_neg_sample_args": None},
+                    read_command_line=False)
+    assert type(create_dataset(config)).__name__ == "SequentialDataset"
+    ours = Config("BASRecSASRec", "tiny", config_dict={"data_path": tiny_data_path, "state": "ERROR"},
+                  read_command_line=False)
+    assert type(create_dataset(ours)) is BASRecDataset
+
+
+def test_nothing_of_recbole_names_our_models():
+    """No module of ours poses as RecBole's: RecBole's own lookup does not know our names."""
+    from recbole.utils import get_model as recbole_get_model
+
+    with pytest.raises((ValueError, ImportError)):  # ImportError: its exlib package needs lightgbm to look
+        recbole_get_model("BASRecSASRec")
+    assert not hasattr(importlib.import_module("recbole.trainer"), "BASRecSASRecTrainer")
+    assert not hasattr(importlib.import_module("recbole.data.dataset"), "BASRecSASRecDataset")
 
 
 @pytest.mark.parametrize("name", NAMES)

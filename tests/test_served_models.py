@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.utils import get_model, init_seed
+from recbole.utils import init_seed
+from recbole_basrec.utils import get_model
 
 import recbole_basrec  # noqa: F401
 from recbole_basrec.config import DEDICATED, HANDWRITTEN, KNOWN_REFUSALS, stock_sequential_models

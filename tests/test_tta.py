@@ -139,8 +139,9 @@ def test_trainer_applies_tta_to_tests_only_reproducibly(trained):
 
 
 def test_stock_model_with_our_trainer_gets_tta(tiny_config_dict):
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
+    from recbole_basrec.utils import Config
+    from recbole.data import data_preparation
+    from recbole_basrec.utils import create_dataset
     from recbole.model.sequential_recommender import NARM
 
     from recbole_basrec.config import properties_dir

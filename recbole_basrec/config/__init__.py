@@ -1,11 +1,6 @@
-"""Configuration: model names, our default files, the declared schema and the hook that makes
-RecBole's ``Config`` load and check them (see :mod:`.configurator`)."""
-from recbole_basrec.config.configurator import (
-    command_line_read_by_caller,
-    install,
-    tta_settings,
-    warn_if_gpu_missing,
-)
+"""Configuration: model names, our default files, the declared schema and how our ``Config``
+(:class:`recbole_basrec.utils.Config`) checks them (:mod:`.configurator`). Importing this
+package loads neither RecBole's modules nor torch."""
 from recbole_basrec.config.files import (
     default_config_dict,
     default_config_files,
@@ -30,3 +25,14 @@ from recbole_basrec.config.models import (
     stock_sequential_models,
     trains_sequence_mode,
 )
+
+_CONFIGURATOR = ("tta_settings", "warn_if_gpu_missing")
+
+
+def __getattr__(name):
+    # configurator imports RecBole (and torch): only when one of its names is asked for
+    if name in _CONFIGURATOR:
+        from recbole_basrec.config import configurator
+
+        return getattr(configurator, name)
+    raise AttributeError(f"module 'recbole_basrec.config' has no attribute '{name}'")

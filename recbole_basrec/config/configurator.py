@@ -1,20 +1,13 @@
-"""The configuration hook: RecBole's own :class:`recbole.config.Config`, with our defaults and checks.
+"""How our ``Config`` (:class:`recbole_basrec.utils.Config`) merges, checks and derives our
+models' settings:
 
-``import recbole_basrec`` calls :func:`install`, which extends RecBole's ``Config`` in place
-(as RecBole-GNN's ``Config`` extends it by subclassing), so our runner, our ``quick_start`` and
-a stock ``run_recbole(model="BASRecSASRec", ...)`` build the same configuration:
-
-* for a model of ours, the files of ``properties/`` are loaded as internal defaults, beneath
-  the user's config files, ``config_dict`` and command line (RecBole's own precedence);
+* the files of ``properties/`` are loaded as internal defaults, beneath the user's config files,
+  ``config_dict`` and command line (RecBole's own precedence);
 * every key the user gave is checked before anything else happens: unknown keys (with the
   closest known one), every declared key's type and range (:mod:`.schema`), NaN or infinite
   numbers anywhere, and combinations that cannot mean what they say;
 * the input type and RecBole's negative sampling are derived from ``loss_type`` and
   ``train_mode``.
-
-A stock model's configuration is RecBole's, except that a config file must be a valid YAML
-mapping without repeated keys, and a command-line key given twice with two values is a one-line
-ValueError instead of RecBole's SyntaxError.
 """
 import contextlib
 import contextvars
@@ -22,7 +15,6 @@ import difflib
 import os
 from logging import getLogger
 
-from recbole.config import Config
 from recbole.utils import InputType
 from recbole.utils import argument_list
 
@@ -40,10 +32,8 @@ from recbole_basrec.config.models import (
     trains_sequence_mode,
 )
 
-#: Keys RecBole reads without declaring them in a YAML file (distributed training).
-RECBOLE_UNDECLARED = ("nproc", "world_size", "ip", "port", "offset", "local_rank", "wandb_project", "config_files")
 #: Keys set by RecBole itself from others; a user setting them would be overwritten.
-RECBOLE_DERIVED = ("MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "single_spec", "valid_metric_bigger")
+RECBOLE_DERIVED = schema.living(schema.DERIVED)
 #: Common names of other tools for RecBole's keys, for "did you mean".
 ALIASES = {
     "lr": "learning_rate", "batch_size": "train_batch_size", "epoch": "epochs", "n_epochs": "epochs",
@@ -51,75 +41,26 @@ ALIASES = {
     "dropout": "hidden_dropout_prob", "weight_decay_rate": "weight_decay", "gpu": "gpu_id",
 }
 
-_ORIGINAL = {}
-_runner_owns_command_line = contextvars.ContextVar("runner_owns_command_line", default=False)
-
-
-@contextlib.contextmanager
-def command_line_read_by_caller():
-    """Within this block RecBole's ``Config`` does not parse ``sys.argv`` itself: the caller
-    (our runner) has parsed it and passes every value in ``config_dict``."""
-    token = _runner_owns_command_line.set(True)
-    try:
-        yield
-    finally:
-        _runner_owns_command_line.reset(token)
-
-
-def install():
-    """Extend RecBole's ``Config`` with our hook (idempotent)."""
-    if _ORIGINAL:
-        return
-    for name, method in (
-        ("_load_config_files", _load_config_files),
-        ("_load_cmd_line", _load_cmd_line),
-        ("_load_internal_config_dict", _load_internal_config_dict),
-        ("_set_default_parameters", _set_default_parameters),
-        ("_set_train_neg_sample_args", _set_train_neg_sample_args),
-    ):
-        _ORIGINAL[name] = getattr(Config, name)
-        setattr(Config, name, method)
-
-
-# ---------------------------------------------------------------------------- the hook
-def _load_config_files(self, file_list):
+def load_config_files(file_list):
+    """The user's YAML files merged in order; each must be a mapping without repeated keys."""
     merged = {}
     for path in file_list or ():
         merged.update(load_yaml(path))
     return merged
 
 
-def _load_cmd_line(self):
-    if _runner_owns_command_line.get():
-        return {}
-    try:
-        return _ORIGINAL["_load_cmd_line"](self)
-    except SyntaxError as error:  # RecBole's "duplicate commend arg"
-        raise ValueError(f"{error}; give each --key once.") from None
-
-
-def _load_internal_config_dict(self, model, model_class, dataset):
-    _ORIGINAL["_load_internal_config_dict"](self, model, model_class, dataset)
-    if not is_ours(model):
-        return
+def load_our_defaults(config, model, dataset):
+    """Our ``properties/`` files of ``model`` and ``dataset`` as internal defaults of ``config``."""
     if is_generic(model):
         check_servable(stock_sequential_models()[backbone_of(model)])
     for path in default_config_files(model, dataset):
-        self.internal_config_dict.update(load_yaml(path))
+        config.internal_config_dict.update(load_yaml(path))
 
 
-def _set_default_parameters(self):
-    if is_ours(self.model):
-        validate(self)
-    _ORIGINAL["_set_default_parameters"](self)
-    if is_ours(self.model) and self.dataset == "ml-100k":
-        _prefer_local_ml100k(self)
-
-
-def _set_train_neg_sample_args(self):
-    _ORIGINAL["_set_train_neg_sample_args"](self)
-    if is_ours(self.model):
-        _set_sampling(self)
+def derive(config):
+    """Values derived after RecBole's defaults."""
+    if config.dataset == "ml-100k":
+        _prefer_local_ml100k(config)
 
 
 def _prefer_local_ml100k(config):
@@ -130,7 +71,7 @@ def _prefer_local_ml100k(config):
         config.final_config_dict["data_path"] = local
 
 
-def _set_sampling(config):
+def set_sampling(config):
     """Input type and RecBole-side negative sampling that match ``loss_type`` and ``train_mode``."""
     final = config.final_config_dict
     final["MODEL_INPUT_TYPE"] = InputType.POINTWISE if final["loss_type"] == "CE" else InputType.PAIRWISE
@@ -150,7 +91,7 @@ def known_keys(config):
     for names in (argument_list.general_arguments, argument_list.training_arguments,
                   argument_list.evaluation_arguments, argument_list.dataset_arguments):
         known.update(names)
-    known.update(RECBOLE_UNDECLARED)
+    known.update(schema.UNDECLARED)
     # a backbone key is known where this backbone has it (in its defaults, already in ``known``)
     known.update(key.name for key in schema.keys_for(config.model) if key.scope != schema.BACKBONE)
     known.update(("model", "dataset"))
@@ -436,21 +377,9 @@ def _check_environment(final):
 
 
 def tta_settings(config):
-    """The TTA keys for any model our trainer tests: the config's, or the defaults of
-    ``overall.yaml`` where a stock model's config lacks them."""
-    keys = ("tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original")
-    defaults = None
-    settings = {}
-    for key in keys:
-        value = config[key]
-        if value is None:
-            if defaults is None:
-                from recbole_basrec.config.files import properties_dir
-
-                defaults = load_yaml(os.path.join(properties_dir(), "overall.yaml"))
-            value = defaults[key]
-        settings[key] = value
-    return settings
+    """The TTA keys of ``config`` (a configuration of our models holds them all)."""
+    return {key: config[key] for key in ("tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate",
+                                         "tta_keep_original")}
 
 
 def warn_if_gpu_missing(config):

@@ -35,6 +35,12 @@ def properties_dir():
     )
 
 
+def docs_dir():
+    """The ``docs/`` folder, found as :func:`properties_dir` is (installed under
+    ``<prefix>/share/recbole-basrec/docs``)."""
+    return os.path.join(os.path.dirname(properties_dir()), "docs")
+
+
 def stock_properties_dir():
     return os.path.join(os.path.dirname(recbole.__file__), "properties")
 

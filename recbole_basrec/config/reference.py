@@ -5,7 +5,7 @@
 import os
 
 from recbole_basrec.config import schema
-from recbole_basrec.config.files import load_yaml, properties_dir, stock_properties_dir
+from recbole_basrec.config.files import docs_dir, load_yaml, properties_dir, stock_properties_dir
 
 #: Where each scope's defaults are read, highest priority first.
 _DEFAULT_FILES = {
@@ -45,15 +45,18 @@ def _shown(values, key):
 def help_epilog():
     """The keys of ``--help``: one line each, grouped by whom they apply to."""
     values = defaults()
-    lines = ["configuration keys (--key=value; the full table with meanings: docs/configuration.md):"]
+    lines = [f"docs: {docs_dir()} (configuration.md: every key and its meaning; distributed.md: several processes; "
+             "errors.md: what each error line means)\n",
+             "configuration keys (--key=value):"]
     for scope in schema.SCOPES:
         lines.append(f"\n{scope}:")
         for key in schema.KEYS:
             if key.scope == scope:
                 lines.append(f"  --{key.name}={_shown(values, key)}  ({key.expectation()}) {key.meaning}")
     lines.append(
-        "\nPer-backbone defaults override these (properties/model/), and the authors' published settings "
-        "(properties/preset/<backbone>-<dataset>.yaml) apply on their datasets. Any other RecBole key "
+        f"\nPer-backbone defaults override these ({os.path.join(properties_dir(), 'model')}), and the authors' "
+        f"published settings ({os.path.join(properties_dir(), 'preset', '<backbone>-<dataset>.yaml')}) apply on "
+        "their datasets. Any other RecBole key "
         "(--hidden_size=64, ...) works as in RecBole; an unknown key stops the run."
     )
     return "\n".join(lines)

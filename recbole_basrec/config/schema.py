@@ -44,6 +44,33 @@ Width = Annotated[StrictInt, Field(ge=1, le=65536)]
 LossWeight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False, strict=True)]
 
 
+#: How a key lives across a run (:data:`LIFE`): ``derived`` is set by RecBole or our ``Config``
+#: from other keys (a user may not set it); ``rebuilt`` is the user's value, re-derived at every
+#: build (a checkpoint does not record it); ``launch`` describes the process layout of one start;
+#: ``resumable`` may change when a run resumes (where and how it runs, how long, what the test
+#: adds). Every other key is fixed for the life of a run.
+DERIVED, REBUILT, LAUNCH, RESUMABLE = "derived", "rebuilt", "launch", "resumable"
+LIFE = {
+    **dict.fromkeys(("MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "single_spec", "valid_metric_bigger"),
+                    DERIVED),
+    **dict.fromkeys(("train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args", "config_files"), REBUILT),
+    **dict.fromkeys(("nproc", "world_size", "ip", "port", "offset", "local_rank"), LAUNCH),
+    **dict.fromkeys((
+        "epochs", "show_progress", "eval_batch_size", "checkpoint_dir", "gpu_id", "use_gpu", "worker", "state",
+        "launch_timeout", "log_wandb", "wandb_project", "data_path", "strict_keys", "save_dataset",
+        "dataset_save_path", "save_dataloaders", "dataloaders_save_path", "metric_decimal_place",
+        "tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original",
+    ), RESUMABLE),
+}
+#: RecBole keys that its YAML files do not declare (read by ``run``/``run_recboles``, logging).
+UNDECLARED = ("nproc", "world_size", "ip", "port", "offset", "local_rank", "wandb_project", "config_files")
+
+
+def living(life):
+    """The keys of ``life`` (``derived``, ``rebuilt``, ``launch`` or ``resumable``)."""
+    return frozenset(key for key, kind in LIFE.items() if kind == life)
+
+
 def choice(options):
     return Literal[tuple(options)]
 

@@ -4,21 +4,14 @@ A snapshot holds plain Python values only (checkpoints are read with ``weights_o
 the model, the dataset, every resolved setting except those RecBole derives again, and which
 keys the user set.
 """
+from recbole_basrec.config import schema
+
 _PLAIN = (str, int, float, bool, type(None))
-#: Keys RecBole or the hook derive from others at every build, or that describe this process.
-NOT_RECORDED = {
-    "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device", "single_spec", "valid_metric_bigger", "local_rank",
-    "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args", "data_path", "config_files",
-    "nproc", "world_size", "ip", "port", "offset",  # the launch: a run may resume on other processes
-}
-#: Settings a resumed run may change: where and how it runs, how long, what the test adds.
-RESUMABLE = {
-    "epochs", "show_progress", "eval_batch_size", "checkpoint_dir", "gpu_id", "use_gpu", "worker", "state",
-    "launch_timeout",
-    "log_wandb", "wandb_project", "nproc", "world_size", "ip", "port", "offset", "data_path", "strict_keys",
-    "tta", "tta_views", "tta_output_views", "tta_noise", "tta_mask_rate", "tta_keep_original",
-    "save_dataset", "dataset_save_path", "save_dataloaders", "dataloaders_save_path", "metric_decimal_place",
-}
+#: Keys derived again at every build, or that describe this process (``data_path`` is recorded
+#: apart, as the user gave it).
+NOT_RECORDED = schema.living(schema.DERIVED) | schema.living(schema.REBUILT) | schema.living(schema.LAUNCH) | {"data_path"}
+#: Settings a resumed run may change.
+RESUMABLE = schema.living(schema.RESUMABLE) | schema.living(schema.LAUNCH)
 
 
 def plain(value):

@@ -239,7 +239,15 @@ def _mean_count(values):
 
 class BASRecDataset(SequentialDataset):
     """:class:`SequentialDataset` that also offers BASRec's ``sequence`` training protocol and
-    exposes each user's training sequence (for the item similarity of M-Substitute)."""
+    exposes, on the splits :meth:`build` returns, each user's training sequence (for the item
+    similarity of M-Substitute) and the history the evaluation masks."""
+
+    #: The training split's ``(user_ptr, items)``: every user's training sequence (its inputs and
+    #: last target) in CSR form, ``items[user_ptr[u]:user_ptr[u + 1]]`` in time order.
+    train_sequences = None
+    #: The validation and test splits' ``(user_ptr, items)``: every user's items before the one
+    #: evaluated, which a full ranking excludes (``eval_mask_history``).
+    eval_history = None
 
     def __init__(self, config):
         check_dataset_files(config)
@@ -401,15 +409,14 @@ class BASRecDataset(SequentialDataset):
         train = built[0]
         if self.config["train_mode"] == "sequence":
             train = self._windowed_train_split(user_ptr, items)
-        train.basrec_train_sequences = (user_ptr, items)
+        train.train_sequences = (user_ptr, items)
         full_ptr, full_items, lengths = eval_histories(user_ptr, items, built[1:])
         self._warn_about_evaluation(built, full_ptr, full_items, lengths)
         self._warn_about_window(user_ptr)
         self.set_field_property(HISTORY_LENGTH_FIELD, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
         for split, length in zip(built[1:], lengths):
             split.inter_feat.update(Interaction({HISTORY_LENGTH_FIELD: torch.from_numpy(length)}))
-            # Read by the trainer to exclude each user's history from the full ranking.
-            split.basrec_history = (full_ptr, full_items)
+            split.eval_history = (full_ptr, full_items)
         return [train] + list(built[1:])
 
     def _warn_about_window(self, user_ptr):

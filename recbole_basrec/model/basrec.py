@@ -206,8 +206,8 @@ class BASRec(StagedModel):
         self.align = config["align"]
         self.ssa_weighting = config["ssa_weighting"]
         self.reorder_keep_last = bool(config["reorder_keep_last"])
-        self.csa_partner_padding = config["csa_partner_padding"] or "encoder"
-        self.ce_logits_mib = int(config["ce_logits_mib"] or 0)
+        self.csa_partner_padding = config["csa_partner_padding"]
+        self.ce_logits_mib = config["ce_logits_mib"]
         #: Raw item token of every internal item id, to map checkpoints of the authors' code.
         self.item_tokens = dataset.field2id_token[dataset.iid_field]
         #: The trainer switches this off for stage 1 (plain training).
@@ -228,7 +228,7 @@ class BASRec(StagedModel):
     def _build_neighbours(self, config, dataset):
         from recbole_basrec.data.similarity import load_or_build_top1
 
-        sequences = getattr(dataset, "basrec_train_sequences", None)
+        sequences = getattr(dataset, "train_sequences", None)
         if sequences is None:  # a plain RecBole training split: rebuild from its prefixes
             sequences = training_sequences([dataset], dataset.user_num)
         user_ptr, items = sequences
@@ -245,7 +245,7 @@ class BASRec(StagedModel):
 
     def _check_window(self, dataset):
         """Warn when every slide-window copy would be its whole sequence (a copy of plain data)."""
-        sequences = getattr(dataset, "basrec_train_sequences", None)
+        sequences = getattr(dataset, "train_sequences", None)
         if sequences is None:
             return
         longest = int(np.diff(sequences[0]).max(initial=0))  # a training sequence: its inputs and last target

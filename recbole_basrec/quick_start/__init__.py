@@ -2,7 +2,6 @@ from recbole_basrec.quick_start.quick_start import (
     Pipeline,
     build,
     build_config,
-    install,
     load_data_and_model,
     run_recbole_basrec,
 )

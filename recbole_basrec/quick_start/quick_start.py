@@ -5,16 +5,17 @@ import logging
 import os
 from logging import getLogger
 
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_logger, init_seed
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed
 
-from recbole_basrec.config import command_line_read_by_caller, load_yaml, resolve_model_name, warn_if_gpu_missing
+from recbole_basrec.config import resolve_model_name
+from recbole_basrec.config.configurator import load_config_files, warn_if_gpu_missing
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
 from recbole_basrec.trainer.trainer import (DiskFull, check_activation_memory, load_checkpoint,
                                              remove_stale_temporaries)
+from recbole_basrec.utils import Config, create_dataset, get_model, get_trainer
 
 
 class Interrupted(Exception):
@@ -22,14 +23,10 @@ class Interrupted(Exception):
 
 
 def build_config(model, dataset, config_file_list=None, config_dict=None, read_command_line=False):
-    """A RecBole ``Config`` for ``model`` (backbone or our name): our defaults beneath the
-    user's files and dict, checked by the configuration hook. ``sys.argv`` is read by RecBole
-    only with ``read_command_line`` (our runner parses it itself)."""
-    model_name = resolve_model_name(model)
-    if read_command_line:
-        return Config(model=model_name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    with command_line_read_by_caller():
-        return Config(model=model_name, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    """Our ``Config`` for ``model`` (backbone or our name): our defaults beneath the user's files
+    and dict, checked. ``sys.argv`` is read by RecBole only with ``read_command_line`` (our runner
+    parses it itself)."""
+    return Config(resolve_model_name(model), dataset, config_file_list, config_dict, read_command_line=read_command_line)
 
 
 @dataclasses.dataclass
@@ -59,10 +56,7 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
             "resume from the run's '-last.pth' file, written after every epoch"
         raise ValueError(f"'{resume_file}' is a best-model checkpoint, not a run's last state: {use}.")
     saved_model, saved_dataset, settings = settings_of(snapshot)
-    requested = {}
-    for path in config_file_list or ():
-        requested.update(load_yaml(path))
-    requested.update(config_dict or {})
+    requested = {**load_config_files(config_file_list), **(config_dict or {})}  # as Config merges them
     if model is not None and resolve_model_name(model) != saved_model:
         requested["model"] = resolve_model_name(model)
     if dataset is not None and dataset != saved_dataset:
@@ -241,32 +235,3 @@ def load_data_and_model(model_file, config_file_list=None, config_dict=None):
     pipeline.model.load_state_dict(checkpoint["state_dict"])
     return (pipeline.config, pipeline.model, pipeline.dataset, pipeline.train_data, pipeline.valid_data,
             pipeline.test_data)
-
-
-_stock_load_data_and_model = None
-
-
-def _load_data_and_model(model_file):
-    """RecBole's ``load_data_and_model``, which also reads our checkpoints."""
-    try:
-        checkpoint = load_checkpoint(model_file)
-    except (ValueError, FileNotFoundError):  # not weights-only: RecBole's own, or no file
-        checkpoint = None
-    if checkpoint is not None and is_our_checkpoint(checkpoint):
-        return load_data_and_model(model_file)
-    return _stock_load_data_and_model(model_file)
-
-
-def install():
-    """Let ``recbole.quick_start.load_data_and_model`` read our checkpoints (idempotent; a no-op
-    where RecBole's quick_start cannot be imported, e.g. without Ray, which it imports)."""
-    global _stock_load_data_and_model
-    try:
-        import recbole.quick_start as package
-        import recbole.quick_start.quick_start as module
-    except ImportError:
-        return
-    if _stock_load_data_and_model is None:
-        _stock_load_data_and_model = module.load_data_and_model
-    module.load_data_and_model = _load_data_and_model
-    package.load_data_and_model = _load_data_and_model

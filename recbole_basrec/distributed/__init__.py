@@ -11,7 +11,7 @@ loaders shard with a ``DistributedSampler`` and the trainer wraps the model in
   duplicates dropped, so metrics equal a single process's on the same weights;
 * per-rank random streams (``seed + rank``) saved in the resume checkpoint;
 * the launch settings of ``--nproc=N`` and the torchrun environment (the launcher itself is
-  :mod:`recbole_basrec.quick_start.launch`).
+  :mod:`recbole_basrec.distributed.launch`).
 
 Conventions: ``train_batch_size`` is the global batch (RecBole splits it: each of N processes
 trains on ``train_batch_size / N`` rows per step) and DDP averages gradients, so one step
@@ -22,9 +22,13 @@ from logging import getLogger
 
 import torch
 import torch.distributed as dist
+from recbole.evaluator import Collector
 
-#: Keys of the launch, RecBole's names (``run(..., nproc, world_size, ip, port, group_offset)``).
-LAUNCH_KEYS = ("nproc", "world_size", "ip", "port", "offset")
+from recbole_basrec.config.schema import LAUNCH, living
+
+#: What the launcher sets for each process besides its ``local_rank``: RecBole's names
+#: (``run(..., nproc, world_size, ip, port, group_offset)``).
+LAUNCH_KEYS = tuple(sorted(living(LAUNCH) - {"local_rank"}))
 #: How long processes wait for each other where the configuration has no ``launch_timeout`` (a stock model's).
 LAUNCH_TIMEOUT_S = 600
 
@@ -196,6 +200,52 @@ def check_launch(config, settings):
                              f"{','.join(str(i) for i in range(settings['nproc']))} (or --use_gpu=False for gloo on CPU).")
 
 
+def init_device(cfg):
+    """Join the process group of a launched process (``local_rank`` set) and set ``device``,
+    ``single_spec`` and logging in ``cfg`` (our ``Config``'s final dict). RecBole 1.2.1 always
+    joins with NCCL on ``cuda:<local_rank>``; here the backend is NCCL on GPUs and gloo on CPU
+    (``use_gpu: False`` or no CUDA); the global rank is ``offset + local_rank`` and only global
+    rank 0 logs; under torchrun the group is joined through its environment (``env://``); a
+    group already joined is reused."""
+    gpu_id = ",".join(map(str, cfg["gpu_id"])) if isinstance(cfg["gpu_id"], (tuple, list)) else str(cfg["gpu_id"])
+    cfg["gpu_id"] = gpu_id
+    group_backend = backend(cfg)
+    missing = [k for k in ("nproc", "world_size", "ip", "port") if cfg.get(k) is None]
+    if missing:
+        raise ValueError(f"local_rank is set but {', '.join(missing)} not: start the processes with "
+                         f"run_recbole_basrec.py --nproc=N, recbole.quick_start.run(..., nproc=N) or torchrun.")
+    local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg.get("offset") or 0, cfg["world_size"]
+    if group_backend == "nccl":
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id  # as RecBole: before CUDA starts in this process
+        check_launch(cfg, {"world_size": world, "nproc": nproc})
+    global_rank = offset + local_rank
+    if not 0 <= local_rank < nproc or global_rank >= world:
+        raise ValueError(f"local_rank {local_rank} with nproc {nproc}, offset {offset}, world_size {world} names no rank "
+                         f"of 0..{world - 1}; set world_size to the total number of processes.")
+    if not dist.is_initialized():
+        if "TORCHELASTIC_RUN_ID" in os.environ:
+            dist.init_process_group(backend=group_backend, init_method="env://", rank=global_rank, world_size=world)
+        else:
+            import sys
+
+            join_group(group_backend, cfg["ip"], cfg["port"], global_rank, world, cfg["launch_timeout"],
+                                   lambda line: print(line, file=sys.stderr, flush=True))
+    elif (dist.get_rank(), dist.get_world_size()) != (global_rank, world):
+        raise ValueError(f"this process already joined a process group as rank {dist.get_rank()} of "
+                         f"{dist.get_world_size()}, not {global_rank} of {world}; leave local_rank, offset and "
+                         f"world_size to the launcher.")
+    cfg["single_spec"] = False
+    if group_backend == "nccl":
+        cfg["device"] = torch.device("cuda", local_rank)
+        torch.cuda.set_device(local_rank)
+    else:
+        cfg["device"] = torch.device("cpu")  # compat.patch_ddp_wrap lets RecBole's trainer wrap it
+    if global_rank != 0:
+        cfg["state"] = "error"
+        cfg["show_progress"] = False
+        cfg["verbose"] = False
+
+
 def describe(settings, config):
     """The runner's one line about the launch."""
     machines = "" if settings["nproc"] == settings["world_size"] else \
@@ -224,17 +274,17 @@ def refuse_launch_keys(config):
 
 def prepare_trainer(trainer):
     """Make a trainer built inside a process group consistent across ranks: rank 0's checkpoint
-    names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation."""
+    names, a random stream per global rank (``seed + rank``, reproducible), gathered evaluation
+    (:class:`GatheringCollector`)."""
     from recbole.utils import init_seed
 
     config = trainer.config
-    check_launch(config, {"world_size": world_size(), "nproc": config["nproc"] or 1})
+    check_launch(config, {"world_size": world_size(), "nproc": config["nproc"]})
     names = [trainer.saved_model_file]
     dist.broadcast_object_list(names, src=0)
     trainer.saved_model_file = names[0]
     init_seed(config["seed"] + rank(), config["reproducibility"])
-    collector = trainer.eval_collector
-    collector.get_data_struct = _gathering(collector.get_data_struct, trainer)
+    trainer.eval_collector = GatheringCollector(config)
     if is_main():
         getLogger().info(f"DDP: {world_size()} processes, {dist.get_backend()} backend, per-process batch "
                          f"{config['train_batch_size'] // world_size()} (global {config['train_batch_size']})")
@@ -261,16 +311,23 @@ def backend_of_group():
     return dist.get_backend() if active() else None
 
 
-def _gathering(get_data_struct, trainer):
-    def gathered():
-        struct = get_data_struct()
-        n_rows = trainer._eval_rows
+class GatheringCollector(Collector):
+    """RecBole's evaluation ``Collector`` under DDP: the rows each rank collected (its share of a
+    ``DistributedSampler(shuffle=False)`` split) are gathered, in order, into every rank's struct,
+    so every rank computes the single-process metrics. The trainer sets :attr:`rows` to the
+    split's size before each evaluation."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        #: Rows of the evaluation being collected (one per evaluated sequence).
+        self.rows = None
+
+    def get_data_struct(self):
+        struct = super().get_data_struct()
         for key in _ROW_KEYS:
             if key in struct:
-                struct.set(key, gather_rows(struct.get(key), n_rows))
+                struct.set(key, gather_rows(struct.get(key), self.rows))
         return struct
-
-    return gathered
 
 
 def broadcast_object(obj):

@@ -38,9 +38,6 @@ def _worker(local_rank, queue, model, dataset, config_file_list, config_dict, re
     import sys
     import traceback
 
-    import recbole_basrec
-
-    recbole_basrec.setup()  # the package sets itself up only outside the runner's command
     from recbole_basrec.quick_start.quick_start import Interrupted, run_recbole_basrec
 
     stopping = []
