@@ -211,7 +211,7 @@ def sync(device):
 
 def training_sequences(run):
     """Each user's training sequence ``(user_ptr, items)`` as the run's training split holds it."""
-    return run.train_data.dataset.basrec_train_sequences
+    return run.train_data.dataset.train_sequences
 
 
 def metrics_of(result):

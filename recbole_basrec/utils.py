@@ -96,6 +96,7 @@ class Config(RecBoleConfig):
 
     def _set_default_parameters(self):
         if self._ours():
+            configurator.merge_defaults(self)
             configurator.validate(self)
         super()._set_default_parameters()
         if self._ours():

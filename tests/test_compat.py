@@ -238,7 +238,7 @@ GENRES = {"1": ["a", "b"], "2": ["b"], "3": ["c", "a", "b"], "4": []}
 @pytest.fixture
 def genres_dataset(tmp_path):
     """A dataset with a ``token_seq`` item feature, loaded as SASRecF reads it (ml-100k's ``class``)."""
-    from recbole.data import create_dataset
+    from recbole_basrec.utils import create_dataset
 
     from recbole_basrec.quick_start import build_config
 

@@ -90,8 +90,8 @@ def test_user_values_win_over_defaults(where):
         ({"beta": 0}, "beta must be a number > 0, got 0"),
         ({"beta": float("nan")}, "beta is nan: every number in the configuration must be finite"),
         ({"rate_min": 0.0}, r"rate_min must be a number in \(0, 1\]"),
-        ({"n_pairs": True}, "n_pairs must be an integer >= 0, got True"),
-        ({"n_whole_level": 1.5}, "n_whole_level must be an integer >= 0"),
+        ({"n_pairs": True}, "n_pairs must be an integer in \\[0, 50\\], got True"),
+        ({"n_whole_level": 1.5}, "n_whole_level must be an integer in \\[0, 50\\]"),
         ({"train_mode": "windows"}, "train_mode must be one of prefix, sequence"),
         ({"similarity_model": "Item2Vec"}, "similarity_model must be one of ItemCF_IUF, ItemCF, Random"),
         ({"pretrained_path": "/no/such.pth"}, "pretrained_path '/no/such.pth' does not exist"),
@@ -195,3 +195,28 @@ def test_the_word_none_is_a_value_where_a_key_takes_it():
 
     assert parse_overrides(["--tta=none", "--augmentation=None", "--pretrained_path=none", "--epochs=3"]) == {
         "tta": "none", "augmentation": "none", "pretrained_path": None, "epochs": 3}
+
+
+def test_a_partial_eval_args_keeps_our_leave_one_out_split(where):
+    config = Config(model="BASRecSASRec", dataset="tiny", config_dict={**where, "eval_args": {"mode": "full"}},
+                    read_command_line=False)
+    assert config["eval_args"]["split"] == {"LS": "valid_and_test"} and config["eval_args"]["order"] == "TO"
+
+
+def test_a_home_folder_path_is_expanded(where, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = Config(model="BASRecSASRec", dataset="tiny", config_dict={**where, "checkpoint_dir": "~/runs"},
+                    read_command_line=False)
+    assert config["checkpoint_dir"] == str(tmp_path / "runs")
+
+
+def test_training_keys_of_a_scoring_only_run_are_named_in_a_warning(where, caplog, tmp_path):
+    from recbole_basrec.trainer.checkpoint import save_atomically
+
+    weights = tmp_path / "w.pth"
+    save_atomically({"state_dict": {}}, str(weights))
+    Config(model="BASRecSASRec", dataset="tiny", config_dict={**where, "epochs": 0, "pretrained_path": str(weights),
+                                                              "learning_rate": 0.5, "beta": 0.9},
+           read_command_line=False)
+    assert "epochs=0 only scores pretrained_path and trains nothing, so these keys have no effect: beta, " \
+           "learning_rate" in caplog.text

@@ -56,6 +56,9 @@ def test_a_shorter_epochs_ends_the_run_where_it_is(tiny_config_dict, monkeypatch
         f"this run ends at epoch 1 with these epochs; testing its best model {pipeline.trainer.saved_model_file}")
     resumed = build(config_dict={"epochs": 4}, resume_file=last).trainer
     assert resumed.resume_line() == "resumed from stage 2, epoch 1: training epochs 2 to 3"
+    fewer = build(config_dict={"epochs": 1}, resume_file=last).trainer
+    assert fewer.resume_line().startswith("resumed from stage 2, epoch 1: epochs=1 is fewer than this stage already "
+                                          "trained, so nothing is trained; testing its best model")
 
 
 def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):

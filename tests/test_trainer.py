@@ -381,7 +381,7 @@ def test_score_batch_scores_as_evaluation_does(tiny_config_dict):
     # every user's history at -inf, nothing else: the evaluation's protocol
     from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 
-    full_ptr, full_items = test.dataset.basrec_history
+    full_ptr, full_items = test.dataset.eval_history
     users = interaction[run.config["USER_ID_FIELD"]].numpy()
     for row, (user, length) in enumerate(zip(users, interaction[HISTORY_LENGTH_FIELD].numpy())):
         history = set(full_items[full_ptr[user]: full_ptr[user] + length].tolist())

@@ -14,6 +14,17 @@ def parse_value(text):
         return _WORDS.get(text.strip().lower(), text)
 
 
+def _numbers_with(text):
+    """Whether ``text`` (a list or dict literal) is one once ``nan``/``inf`` are read as numbers."""
+    import re
+
+    try:
+        ast.literal_eval(re.sub(r"(?<![\w'\"])-?(nan|inf)(?![\w'\"])", "0", text, flags=re.I))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 def parse_overrides(arguments):
     """``["--epochs=2", ...]`` as ``{"epochs": 2, ...}``."""
     result, raw = {}, {}
@@ -30,6 +41,8 @@ def parse_overrides(arguments):
         if result[key] is None and _takes_the_word_none(key):
             result[key] = "none"  # tta=none, augmentation=none: the value, not Python's None
         text = value.strip()
+        if isinstance(result[key], str) and text[0] in "[{" and text[-1] in "]}" and _numbers_with(text):
+            raise ValueError(f"--{key}={value} holds nan or inf: every number in the configuration must be finite.")
         if isinstance(result[key], str) and text[0] in "[{" and text[-1] in "]}":
             # RecBole would keep it as one string, which list keys then read character by character.
             raise ValueError(f"--{key}={value} is not a Python literal: quote the names in it, "

@@ -12,6 +12,7 @@ models' settings:
 import contextlib
 import contextvars
 import difflib
+import math
 import os
 from logging import getLogger
 
@@ -55,6 +56,18 @@ def load_our_defaults(config, model, dataset):
         check_servable(stock_sequential_models()[backbone_of(model)])
     for path in default_config_files(model, dataset):
         config.internal_config_dict.update(load_yaml(path))
+
+
+def merge_defaults(config):
+    """Before RecBole fills its own defaults: a user's partial ``eval_args`` is merged over ours
+    (RecBole would fill the rest with its random split), and ``~`` in a path is the home folder."""
+    final, given = config.final_config_dict, config.external_config_dict
+    ours = config.internal_config_dict.get("eval_args")
+    if isinstance(given.get("eval_args"), dict) and isinstance(ours, dict):
+        final["eval_args"] = {**ours, **given["eval_args"]}
+    for key in ("checkpoint_dir", "data_path", "pretrained_path"):
+        if isinstance(final.get(key), str) and final[key].startswith("~"):
+            final[key] = os.path.expanduser(final[key])
 
 
 def derive(config):
@@ -157,7 +170,9 @@ def validate(config):
         found = schema.non_finite(value)
         if found:
             where = f"{key}{'.' if found[0] and not found[0].startswith('[') else ''}{found[0]}"
-            raise ValueError(f"{where} is {found[1]}: every number in the configuration must be finite.")
+            what = "beyond float32's range (the model computes in float32)" if math.isfinite(found[1]) else found[1]
+            raise ValueError(f"{where} is {what}: every number in the configuration must be finite and within "
+                             f"±3.4e38.")
     final = config.final_config_dict
     for key in schema.keys_for(config.model):
         if key.scope == schema.BACKBONE and final.get(key.name) is None:
@@ -179,7 +194,14 @@ def validate(config):
         given = set(config.external_config_dict)
         for key, fix in without_effect(config.model, final, given):
             raise ValueError(f"{key} has no effect here: {fix}")
+        # A warning, not an error: one settings dict or file often serves training and scoring alike.
+        unused = sorted(key for key in given if _trains_only(key)) if final["epochs"] == 0 else []
+    else:
+        unused = []
     _check_environment(final)
+    if unused:
+        getLogger().warning(f"epochs=0 only scores pretrained_path and trains nothing, so these keys have no effect: "
+                            f"{', '.join(unused)}")
 
 
 _effect_checks = contextvars.ContextVar("effect_checks", default=True)
@@ -211,6 +233,12 @@ def without_effect(model, final, given, methods=None):
         if key in _TTA_KEYS and final.get("tta") not in _TTA_KEYS[key]:
             found.append((key, f"test-time augmentation is off or of another kind (tta={final.get('tta')}); it "
                                f"acts with --tta={' or --tta='.join(_TTA_KEYS[key])}"))
+    if final.get("tta") == "tmask" and final["tta_mask_rate"] == 0 and given & {"tta", "tta_mask_rate"}:
+        found.append(("tta_mask_rate", "0 masks no item, so tta=tmask tests the plain model; give a rate > 0 "
+                                       "or tta=none"))
+    if final.get("tta") == "tnoise" and list(final["tta_noise"]) == [0, 0] and given & {"tta", "tta_noise"}:
+        found.append(("tta_noise", "[0, 0] adds no noise, so tta=tnoise tests the plain model; give a range "
+                                   "other than [0, 0] or tta=none"))
     if is_basrec(model):
         if methods is None:
             methods = [final["augmentation"] if final["basrec"] else "none"]
@@ -237,6 +265,17 @@ def without_effect(model, final, given, methods=None):
                       "itself; drop it (or set train_mode=prefix)")
             found.append(("train_neg_sample_args", reason))
     return found
+
+
+#: RecBole keys that act on training only (besides every BASRec and method key).
+_TRAINING_KEYS = {"learning_rate", "weight_decay", "train_batch_size", "stopping_step", "eval_step", "valid_start_epoch",
+                  "loss_type", "train_neg_sample_args", "learner", "clip_grad_norm", "enable_amp", "enable_scaler"}
+
+
+def _trains_only(key):
+    declared = schema.BY_NAME.get(key)
+    return key in _TRAINING_KEYS or (declared is not None and declared.scope == schema.BASREC
+                                     and key != "pretrained_path")
 
 
 #: Keys that act only when another key has some value: ``key: (condition on final, what makes it act)``.
@@ -271,6 +310,11 @@ def _conditional_effects(final, given, methods):
     if basrec and methods == ["basrec"] and final["n_pairs"] == 0 and final["n_whole_level"] == 0:
         found.append(("n_pairs", "with n_whole_level=0 too, BASRec adds no augmentation at all; train plain with "
                                  "augmentation=none, or give one of them > 0"))
+    if "slide_window" in methods and len(methods) == 1 and final["slide_window_length"] > final["MAX_ITEM_LIST_LENGTH"]:
+        found.append(("slide_window_length", f"{final['slide_window_length']} is longer than any training sequence "
+                                             f"the model reads (MAX_ITEM_LIST_LENGTH + 1 = "
+                                             f"{final['MAX_ITEM_LIST_LENGTH'] + 1} items), so every copy is the whole "
+                                             f"sequence; give at most MAX_ITEM_LIST_LENGTH"))
     if "mask_rate" in given and final["mask_rate"] == 0:
         found.append(("mask_rate", "0 masks no item, so the mask operator leaves every sequence as it is; give a "
                                    "rate > 0 (or drop mask from cl_operators for cl4srec)"))
@@ -298,10 +342,13 @@ def _check_metrics(final):
     from recbole.evaluator import metric_types
 
     metrics = [final["metrics"]] if isinstance(final["metrics"], str) else list(final["metrics"])
+    ranking = sorted(name for name, kind in metric_types.items() if kind == metric_types["ndcg"])
     for metric in metrics:
         if metric.lower() not in metric_types:
-            ranking = sorted(name for name, kind in metric_types.items() if kind == metric_types["ndcg"])
             raise ValueError(f"metrics: there is no metric '{metric}'; ranking metrics are {', '.join(ranking)}.")
+        if metric_types[metric.lower()] != metric_types["ndcg"]:
+            raise ValueError(f"metrics: {metric} scores labelled pairs, but the evaluation here ranks every item "
+                             f"(full ranking, leave-one-out); use ranking metrics: {', '.join(ranking)}.")
     topk = [final["topk"]] if isinstance(final["topk"], int) else list(final["topk"])
     name, at, k = final["valid_metric"].partition("@")
     computed = [f"{m}@{t}" for m in metrics for t in topk]

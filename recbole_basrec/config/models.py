@@ -127,13 +127,9 @@ def backbone_of(model_name):
 
 
 def refusal(model_name, reason):
-    import os
-
-    from recbole_basrec.config.files import docs_dir
-
     return ValueError(
         f"{model_name} cannot be trained with BASRec: it {reason}. "
-        f"Served models are listed in {os.path.join(docs_dir(), 'served-models.md')}."
+        f"Served models are listed in served-models.md of the docs folder that recbole-basrec --help names."
     )
 
 

@@ -159,8 +159,8 @@ KEYS = (
     Key("sequence_windows", choice(SEQUENCE_WINDOWS), BASREC,
         "train_mode=sequence: 'last' trains each user's last MAX_ITEM_LIST_LENGTH training items only "
         "(the authors' code); 'all' cuts long histories into windows."),
-    Key("n_pairs", Count, BASREC, "Pairs of single-sequence augmented views per sequence (2 * n_pairs views).", methods=ONLY_BASREC),
-    Key("n_whole_level", Count, BASREC, "Rounds of item-wise and of feature-wise cross-sequence mixup.", methods=ONLY_BASREC),
+    Key("n_pairs", Annotated[StrictInt, Field(ge=0, le=50)], BASREC, "Pairs of single-sequence augmented views per sequence (2 * n_pairs views).", methods=ONLY_BASREC),
+    Key("n_whole_level", Annotated[StrictInt, Field(ge=0, le=50)], BASREC, "Rounds of item-wise and of feature-wise cross-sequence mixup.", methods=ONLY_BASREC),
     Key("beta", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
         "Beta(beta, beta) for every mixing coefficient.", methods=ONLY_BASREC),
     Key("rate_min", Rate, BASREC, "Lower bound of the M-Reorder / M-Substitute rate.", methods=ONLY_BASREC),
@@ -186,7 +186,7 @@ KEYS = (
         "log-sum-exp is taken block by block and recomputed in backward. 0: all at once (autograd keeps them)."),
     Key("reorder_keep_last", StrictBool, BASREC, "M-Reorder's window never includes the most recent input item (the authors' code).", methods=ONLY_BASREC),
     # The comparison methods (augmentation other than basrec).
-    Key("aug_views", Positive, BASREC, "Heuristic methods: augmented copies of each training sequence per step.", methods=HEURISTIC),
+    Key("aug_views", Annotated[StrictInt, Field(ge=1, le=50)], BASREC, "Heuristic methods: augmented copies of each training sequence per step.", methods=HEURISTIC),
     Key("aug_weight", LossWeight, BASREC, "Heuristic methods: weight of the copies' summed recommendation loss.", methods=HEURISTIC),
     Key("crop_rate", Rate, BASREC, "Crop (cmr, cmrsi, cl4srec): share of the sequence kept, as one contiguous window.", methods=WITH_CMR_OPERATORS),
     Key("mask_rate", Probability, BASREC,
@@ -199,7 +199,7 @@ KEYS = (
     Key("slide_window_length", Annotated[StrictInt, Field(ge=2)], BASREC,
         "slide_window: length of the random contiguous sub-sequence (inputs and target) each copy keeps.", methods=('slide_window',)),
     Key("cl_weight", LossWeight, BASREC, "cl4srec: weight of the contrastive (InfoNCE) loss.", methods=('cl4srec',)),
-    Key("cl_temperature", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BASREC,
+    Key("cl_temperature", Annotated[float, Field(ge=1e-4, le=1e4, allow_inf_nan=False, strict=True)], BASREC,
         "cl4srec: InfoNCE temperature.", methods=('cl4srec',)),
     Key("cl_similarity", choice(CL_SIMILARITIES), BASREC, "cl4srec: similarity of two representations, dot or cos.", methods=('cl4srec',)),
     Key("cl_operators", Annotated[list[choice(CL_OPERATORS)], Field(min_length=1)], BASREC,
@@ -268,6 +268,9 @@ KEYS = (
     # The backbones' own keys.
     Key("n_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Encoder layers (SASRec, BERT4Rec, FMLP-Rec, ...)."),
     Key("num_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Recurrent layers (GRU4Rec, NARM, ...)."),
+    Key("selected_features", Union[StrictStr, Annotated[list[StrictStr], Field(min_length=1)]], BACKBONE,
+        "Item features the feature-aware models read (SASRecF, FDSA, GRU4RecF, ...)."),
+    Key("worker", Count, RECBOLE, "Data-loading worker processes (0: the main process)."),
     Key("n_heads", Annotated[StrictInt, Field(ge=1, le=1024)], BACKBONE, "Attention heads; must divide hidden_size."),
     Key("hidden_size", Width, BACKBONE, "Width of the encoder's representations."),
     Key("inner_size", Width, BACKBONE, "Width of the feed-forward layers."),
@@ -282,7 +285,7 @@ KEYS = (
     Key("step", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "SR-GNN / GC-SAN: propagation steps of the session graph."),
     Key("hidden_act", choice(("gelu", "relu", "swish", "tanh", "sigmoid")), BACKBONE,
         "Activation of the feed-forward layers (RecBole's names)."),
-    Key("initializer_range", Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)], BACKBONE,
+    Key("initializer_range", Annotated[float, Field(gt=0, le=10, allow_inf_nan=False, strict=True)], BACKBONE,
         "Standard deviation of the initial weights."),
     Key("ft_ratio", Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)], BACKBONE,
         "BERT4Rec: share of training sequences whose last item is masked (fine-tuning)."),
@@ -313,10 +316,14 @@ def check(name, value):
         raise ValueError(f"{name} must be {key.expectation()}, got {value!r}.")
 
 
+#: The largest float32: the model computes in float32, so a larger number overflows there.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def non_finite(value, path=""):
-    """The first NaN or infinite number inside ``value`` (nested lists and dicts), as
-    ``(path, number)``, or None."""
-    if isinstance(value, float) and not math.isfinite(value):
+    """The first NaN, infinite or beyond-float32 number inside ``value`` (nested lists and dicts),
+    as ``(path, number)``, or None."""
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > FLOAT32_MAX):
         return path, value
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):

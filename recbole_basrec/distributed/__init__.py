@@ -98,6 +98,11 @@ def launch_settings(nproc=None, world_size=None, ip=None, port=None, offset=None
     for key, value, low in (("nproc", nproc, 1), ("world_size", world, 1), ("offset", offset, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"--{key} must be an integer >= {low}, got {value!r}.")
+    devices = torch.cuda.device_count() or os.cpu_count() or 1
+    if nproc > max(devices, 1) * 4:
+        raise ValueError(f"--nproc={nproc} processes on a machine with {devices} "
+                         f"{'GPUs' if torch.cuda.device_count() else 'CPU cores'}: give one process per GPU (or a few "
+                         f"per CPU core), at most {max(devices, 1) * 4}.")
     if offset + nproc > world:
         raise ValueError(f"--offset ({offset}) + --nproc ({nproc}) is more than --world_size ({world}): "
                          f"this machine's ranks must lie in 0..{world - 1}; set --world_size to the total "

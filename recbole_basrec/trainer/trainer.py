@@ -161,7 +161,6 @@ class BASRecTrainer(Trainer):
         # share files. The process id (rank 0's under DDP) makes the name this run's own.
         token = os.getpid() if config["single_spec"] else distributed.broadcast_object(os.getpid())
         self.saved_model_file = self.saved_model_file[: -len(".pth")] + f"-{token}.pth"
-        self._eval_rows = None  # rows of the evaluation being gathered across ranks (DDP)
         if not config["single_spec"]:
             distributed.prepare_trainer(self)
         else:
@@ -308,6 +307,9 @@ class BASRecTrainer(Trainer):
         where = f"resumed from {stage}, epoch {state['epoch']}"
         if state["stopped_early"]:
             return f"{where}: this run already finished (early stopping); testing its best model {self.saved_model_file}"
+        if self.start_epoch > self.epochs:
+            return (f"{where}: epochs={self.config['epochs']} is fewer than this stage already trained, so nothing "
+                    f"is trained; testing its best model {self.saved_model_file}")
         if self.start_epoch >= self.epochs:
             done = "already finished" if state["finished"] else f"ends at epoch {self.epochs - 1} with these epochs"
             return f"{where}: this run {done}; testing its best model {self.saved_model_file}"
@@ -367,7 +369,8 @@ class BASRecTrainer(Trainer):
             checkpoint_file = model_file or self.saved_model_file
             self.load_weights(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        self._eval_rows = getattr(eval_data, "sample_size", None)
+        if isinstance(self.eval_collector, distributed.GatheringCollector):  # DDP: every rank's rows
+            self.eval_collector.rows = eval_data.sample_size
         beat = None if show_progress else self._heartbeat("validation" if self._validating else "test", len(eval_data))
         with self.scoring(eval_data):
             self._beat = beat
@@ -387,7 +390,7 @@ class BASRecTrainer(Trainer):
             self._validating = False
 
     def _eval_history(self, dataset):
-        history = getattr(dataset, "basrec_history", None)
+        history = getattr(dataset, "eval_history", None)  # None: a split of RecBole's own dataset
         if history is None:
             raise ValueError(
                 "eval_mask_history=True needs recbole_basrec's dataset (it knows each user's history); "
