@@ -263,14 +263,20 @@ def load_data_and_model_either(model_file):
 
 
 def _config(model=None, dataset=None, config_file_list=None, config_dict=None):
-    """``Config`` as ``recbole/quick_start/quick_start.py`` builds it: ours for our model names."""
+    """``Config`` as ``recbole/quick_start/quick_start.py`` builds it: ours for our model names
+    (in any case, as our runner takes them), RecBole's for every other."""
     from recbole.config import Config
 
-    from recbole_basrec.config.models import is_ours
+    from recbole_basrec.config.models import registered_model_names
     from recbole_basrec.utils import Config as OurConfig
 
+    ours = {name.lower(): name for name in registered_model_names()}
     name = model if model is not None else (config_dict or {}).get("model")
-    return (OurConfig if is_ours(name) else Config)(model, dataset, config_file_list, config_dict)
+    if not isinstance(name, str) or name.lower() not in ours:
+        return Config(model, dataset, config_file_list, config_dict)
+    if model is None:
+        config_dict = {**config_dict, "model": ours[name.lower()]}
+    return OurConfig(ours[name.lower()] if model is not None else None, dataset, config_file_list, config_dict)
 
 
 def patch_quick_start(module):

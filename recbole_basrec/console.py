@@ -37,6 +37,13 @@ class Heartbeat:
         self.start = self.last = self._clock()
         self.done = 0
 
+    def pulse(self):
+        """Inside one long step: a line when ``every`` seconds passed without one."""
+        now = self._clock()
+        if now - self.last >= self.every:
+            self.last = now
+            self.say(f"{self.label}: batch {self.done + 1}/{self.total} in progress, {now - self.start:.0f} s so far")
+
     def tick(self):
         self.done += 1
         now = self._clock()

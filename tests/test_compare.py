@@ -79,6 +79,26 @@ def test_heartbeat_lines_every_period_with_an_estimate():
     ]
 
 
+def test_heartbeat_pulses_inside_one_long_batch():
+    now = [0.0]
+    lines = []
+    beat = Heartbeat(lines.append, "test", 2, every=30.0, clock=lambda: now[0])
+    for _ in range(5):  # five views of the first batch, 20 s each
+        now[0] += 20.0
+        beat.pulse()
+    assert lines == ["test: batch 1/2 in progress, 40 s so far", "test: batch 1/2 in progress, 80 s so far"]
+
+
+def test_tta_views_pulse_the_test_heartbeat(tiny_config_dict, monkeypatch):
+    monkeypatch.setattr(trainer_module, "HEARTBEAT_S", 0.0)
+    run = build_tiny({**tiny_config_dict, "epochs": 1, "tta": "tmask", "tta_views": 3})
+    lines = []
+    run.trainer.progress_sink = lines.append
+    run.trainer.evaluate(run.test_data, load_best_model=False)
+    assert any(line.startswith("test: batch 1/") and line.endswith("s so far") and "in progress" in line
+               for line in lines), lines
+
+
 def test_long_epochs_and_evaluations_print_progress_lines(tiny_config_dict, monkeypatch):
     monkeypatch.setattr(trainer_module, "HEARTBEAT_S", 0.0)
     run = build_tiny({**tiny_config_dict, "epochs": 1})

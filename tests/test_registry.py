@@ -70,3 +70,10 @@ def test_stock_run_recbole_takes_the_augmentation_choice(tiny_data_path, tmp_pat
     with pytest.raises(ValueError, match="augmentation must be one of"):
         run_recbole(model="BASRecGRU4Rec", dataset="tiny", config_dict={
             "data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "augmentation": "CMR", "state": "ERROR"})
+
+
+def test_stock_run_recbole_takes_our_names_in_any_case(tiny_data_path, tmp_path):
+    result = run_recbole(model="basrecsasrec", dataset="tiny", config_dict={
+        "data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "stage1_epochs": 0, "epochs": 1,
+        "MAX_ITEM_LIST_LENGTH": 10, "state": "ERROR", "use_gpu": False})
+    assert result["test_result"]["ndcg@10"] > 0

@@ -345,7 +345,8 @@ class BASRecTrainer(Trainer):
             self.item_tensor = dataset.get_item_feature().to(self.device)
         self._history = self._eval_history(dataset) if self.mask_history else None
         augmenting = nullcontext() if self._validating else augment_at_test_time(
-            self.model, {**tta_settings(self.config), "seed": self.config["seed"]})
+            self.model, {**tta_settings(self.config), "seed": self.config["seed"]},
+            pulse=lambda: self._beat is not None and self._beat.pulse())
         self._scoring = True
         try:
             with augmenting:

@@ -81,10 +81,11 @@ def _noisy_output(model, low, high, generator):
 
 
 @contextmanager
-def augment_at_test_time(model, config):
+def augment_at_test_time(model, config, pulse=None):
     """Within the block, ``model.full_sort_predict`` averages its scores over the original and
     the augmented inputs as ``config`` says (``tta``, ``tta_views``, ``tta_noise``,
-    ``tta_mask_rate``, ``tta_output_views``, ``tta_keep_original``, ``seed``); a no-op for ``tta: none``."""
+    ``tta_mask_rate``, ``tta_output_views``, ``tta_keep_original``, ``seed``); a no-op for ``tta: none``.
+    ``pulse()``, when given, is called after each view (a batch of many views may take minutes)."""
     mode = config["tta"]
     if mode == "none":
         yield
@@ -114,8 +115,10 @@ def augment_at_test_time(model, config):
         total = predict(interaction) if keep_original else 0
         for _ in range(views):
             total = total + one_view(interaction)
+            pulse and pulse()
         for _ in range(output_views):
             total = total + output_view(interaction)
+            pulse and pulse()
         return total / (views + output_views + int(keep_original))
 
     model.full_sort_predict = averaged  # an instance attribute: the class's method is untouched
