@@ -226,7 +226,7 @@ def test_keep_freed_memory_stops_large_tensors_faulting_in_again():
     # in a fresh process: the setting is process-wide and the baseline must be glibc's default
     code = (
         "import resource, torch\n"
-        "from recbole_basrec.trainer.trainer import keep_freed_memory\n"
+        "from recbole_basrec.trainer.memory import keep_freed_memory\n"
         "def refaults():\n"
         "    torch.ones(4 << 20)\n"  # 16 MiB, allocated and freed
         "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
