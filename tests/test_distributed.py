@@ -73,16 +73,16 @@ def test_global_batch_must_split_evenly(tiny_config_dict):
 
 
 def test_recbole_config_joins_a_gloo_group_on_cpu_and_ddp_wraps_without_device_ids(tiny_config_dict):
-    """compat's Config._init_device and DDP wrap: RecBole 1.2.1 alone asserts gpu_id covers nproc,
+    """Our Config._init_device and compat's DDP wrap: RecBole 1.2.1 alone asserts gpu_id covers nproc,
     joins with NCCL and wraps with device_ids=[local_rank]."""
     import torch.distributed as dist
     from recbole.data import data_preparation
-    from recbole_basrec.utils import create_dataset
-    from recbole_basrec.utils import get_model, get_trainer
+    from recbole_basrec.utils import create_dataset, get_model, get_trainer
 
     from recbole_basrec.quick_start.quick_start import build_config
 
-    keys = {"local_rank": 0, "nproc": 1, "world_size": 1, "ip": "127.0.0.1", "port": free_port(), "gpu_id": "0"}
+    keys = {"local_rank": 0, "nproc": 1, "world_size": 1, "ip": "127.0.0.1", "port": free_port(), "offset": 0,
+            "gpu_id": "0"}
     config = build_config("SASRec", "tiny", config_dict={**tiny_config_dict, **keys})
     try:
         assert dist.is_initialized() and dist.get_backend() == "gloo"

@@ -52,7 +52,7 @@ def is_main():
 
 def backend(config):
     """``nccl`` for a process group on GPUs, ``gloo`` on CPUs (RecBole's ``use_gpu`` and ``gpu_id``)."""
-    use_cuda = bool(config["use_gpu"]) and str(config["gpu_id"] or "") != "" and torch.cuda.is_available()
+    use_cuda = bool(config["use_gpu"]) and config["gpu_id"] not in (None, "") and torch.cuda.is_available()
     return "nccl" if use_cuda else "gloo"
 
 
@@ -215,11 +215,11 @@ def init_device(cfg):
     gpu_id = ",".join(map(str, cfg["gpu_id"])) if isinstance(cfg["gpu_id"], (tuple, list)) else str(cfg["gpu_id"])
     cfg["gpu_id"] = gpu_id
     group_backend = backend(cfg)
-    missing = [k for k in ("nproc", "world_size", "ip", "port") if cfg.get(k) is None]
+    missing = [k for k in ("nproc", "world_size", "ip", "port", "offset") if cfg.get(k) is None]
     if missing:
         raise ValueError(f"local_rank is set but {', '.join(missing)} not: start the processes with "
                          f"run_recbole_basrec.py --nproc=N, recbole.quick_start.run(..., nproc=N) or torchrun.")
-    local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg.get("offset") or 0, cfg["world_size"]
+    local_rank, nproc, offset, world = cfg["local_rank"], cfg["nproc"], cfg["offset"], cfg["world_size"]
     if group_backend == "nccl":
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_id  # as RecBole: before CUDA starts in this process
         check_launch(cfg, {"world_size": world, "nproc": nproc})
