@@ -24,10 +24,26 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see {self.prog} --help)")
 
 
+#: Options whose empty value (``--model=``) would silently mean their default: ``(example, what
+#: leaving the option out means)``.
+_NEEDS_VALUE = {
+    "model": ("SASRec", f"the default, {DEFAULT_MODEL}"), "dataset": ("ml-100k", f"the default, {DEFAULT_DATASET}"),
+    "config_files": ("my.yaml", "no files"), "search": ("SASRec", "a run without a search"),
+    "output": ("best.yaml", "saved/best-<model>-<dataset>.yaml"), "resume": ("saved/<run>-last.pth", "a new run"),
+    "ray_address": ("auto", "a local Ray"), "out": ("compare.json", "<run folder>/compare.json"),
+}
+#: Options that only a search (``--search``) reads.
+_SEARCH_ONLY = ("num_samples", "max_concurrent", "output", "ray_address")
+
+
 class _Once(argparse.Action):
     """An option that may be given once: a second value is an error, not a silent override."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if values == "" and self.dest in _NEEDS_VALUE:
+            example, default = _NEEDS_VALUE[self.dest]
+            parser.error(f"{option_string}= has no value: write {option_string}={example}, or drop "
+                         f"{option_string} for {default}")
         seen = getattr(namespace, "_given", set())
         if self.dest in seen:
             parser.error(f"{option_string} is given twice ({getattr(namespace, self.dest)} and {values}); give it once")
@@ -62,6 +78,11 @@ def parse_args(argv=None):
                              "settings; --epochs may change how many the stage runs in all)")
     _launch_arguments(parser)
     args, rest = parser.parse_known_args(argv)
+    stray = [f"--{key}" for key in _SEARCH_ONLY if key in getattr(args, "_given", ())]
+    if stray and not args.search:
+        raise ValueError(f"{' and '.join(stray)} {'has' if len(stray) == 1 else 'have'} no effect without --search: "
+                         "add --search=SPACE (e.g. --search=SASRec) to run a Ray Tune search, or drop "
+                         f"{'it' if len(stray) == 1 else 'them'}.")
     if not args.resume:
         args.model, args.dataset = args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET
     return args, parse_overrides(rest)
@@ -198,17 +219,21 @@ def _train(args, files, config_dict):
     """Several processes: spawned here (``--nproc``), or this is one of torchrun's."""
     from recbole_basrec import distributed
     from recbole_basrec.quick_start import run_recbole_basrec
-    from recbole_basrec.quick_start.quick_start import build_config, resume_settings
+    from recbole_basrec.quick_start.quick_start import (build_config, check_same_data,
+                                                     resume_settings_and_data)
 
     settings = _launch(args)
     config_dict = distributed.default_gpu_ids(config_dict, settings["nproc"])
-    model, dataset, checked = args.model, args.dataset, config_dict
+    model, dataset, checked, recorded_data = args.model, args.dataset, config_dict, None
     if args.resume:  # the checkpoint's model, dataset and settings
-        model, dataset, checked = resume_settings(args.resume, model, dataset, files, config_dict)
+        model, dataset, checked, recorded_data = resume_settings_and_data(args.resume, model, dataset, files,
+                                                                          config_dict)
     from recbole_basrec.config.configurator import effect_checks_off
 
     with effect_checks_off() if args.resume else contextlib.nullcontext():  # a snapshot holds every key
         config = build_config(model, dataset, None if args.resume else files, checked)  # bad input fails here, once
+    if args.resume:
+        check_same_data(args.resume, recorded_data, config)
     distributed.check_launch(config, settings)
     main_process = not settings["torchrun"] or settings["offset"] + settings["local_rank"] == 0
     if main_process:

@@ -218,3 +218,13 @@ def test_an_atomic_file_and_a_path_as_name_are_named(tmp_path):
     src = write_src(tmp_path / "d.txt", "1 2 3 4\n")
     with pytest.raises(ValueError, match="invalid dataset name 'a/b': give a plain name without"):
         convert(src, str(tmp_path / "out"), name="a/b")
+
+
+def test_a_byte_order_mark_is_read_as_utf8_sig(tmp_path):
+    # Editors that save 'UTF-8 with BOM' put U+FEFF before the first user id.
+    src = tmp_path / "bom.txt"
+    src.write_bytes("\ufeff1 2 3 4 5\n2 3 4 5 6\n".encode("utf-8"))
+    stats = convert(str(src), str(tmp_path / "out"))
+    assert stats["users"] == 2 and stats["interactions"] == 8
+    with open(stats["path"], encoding="utf-8") as f:
+        assert f.readline().rstrip("\n") == HEADER and f.readline() == "1\t2\t0\n"

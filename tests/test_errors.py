@@ -81,6 +81,10 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     lines = rows.splitlines(keepends=True)
     _write(f"{data}/wide/wide.inter", header + "".join(lines[:5]) + "3\t4\t5\t6\n" + "".join(lines[5:]) + "\n7\t8\n")
     _write(f"{data}/nouser/nouser.inter", "member:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
+    _write(f"{data}/inftime/inftime.inter", header + rows + "1\t7\tinf\n2\t7\t1e400\n")
+    _write(f"{data}/dupcol/dupcol.inter", header.replace("item_id:token", "item_id:token\titem_id:token") + rows)
+    os.makedirs(f"{data}/dirinter/dirinter.inter")
+    write_tiny_dataset(str(tmp / "other"), seed=1)  # another tiny.inter under the same name
     bad_yaml = _write(str(tmp / "bad.yaml"), "epochs: [1\n")
     typo_yaml = _write(str(tmp / "typo.yaml"), "n_pair: 2\n")
     nan_yaml = _write(str(tmp / "nan.yaml"), "beta: .nan\n")
@@ -277,6 +281,17 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "config-a-folder": run(f"--config_files={tmp}"),
         "empty-value": run("--checkpoint_dir="),
         "unquoted-metrics": run("--metrics=[Foo]"),
+        "resume-other-data": [f"--resume={last}", f"--data_path={tmp}/other"],
+        "inter-infinite-time": on("inftime"),
+        "column-twice": on("dupcol"),
+        "inter-a-directory": on("dirinter"),
+        "general-model": run("--model=BPR", sizes=COMMON),
+        "empty-model": run("--model="),
+        "search-key-without-search": run("--num_samples=2"),
+        "search-output-a-folder": run("--search=SASRec", "--num_samples=1", f"--output={tmp}"),
+        "compare-seed-too-big": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "1", "4294967296"],
+        "compare-seed-negative": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "-1"],
+        "compare-empty-out": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--out="],
     }
 
 

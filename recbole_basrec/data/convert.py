@@ -43,6 +43,8 @@ def _lines(f, src):
     for line_no, raw in enumerate(f, start=1):
         if b"\x00" in raw:
             raise ValueError(f"{src} is binary, not a text file of 'user_id item_id ...' lines")
+        if line_no == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")  # 'UTF-8 with BOM', as utf-8-sig reads it
         try:
             yield line_no, raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -14,6 +14,8 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType
 
+from recbole_basrec.config.snapshot import data_digest_of
+
 
 #: Training-split field holding the next-item target of every input position (0 = none).
 TARGET_LIST_FIELD = "target_item_list"
@@ -43,6 +45,9 @@ def check_dataset_files(config):
     inter_file = os.path.join(path, f"{name}.inter")
     if not os.path.exists(path) and recbole_downloads(name):
         return
+    if os.path.isdir(inter_file):
+        raise ValueError(f"Atomic file {os.path.abspath(inter_file)} is a directory; put the dataset's "
+                         f"tab-separated '{name}.inter' file there instead.")
     if not os.path.isfile(inter_file):
         raise FileNotFoundError(
             f"Dataset '{name}' not found: expected the atomic file {os.path.abspath(inter_file)}. "
@@ -74,6 +79,9 @@ def check_dataset_files(config):
     fields = {}
     for column in header:
         field, _, ftype = column.partition(":")
+        if field in fields:  # pandas would end in 'Length mismatch', naming neither file nor column
+            raise ValueError(f"Malformed atomic file {inter_file}: the header names column '{field}' twice; "
+                             f"rename or remove one of them.")
         if ftype not in _ATOMIC_TYPES:
             raise ValueError(
                 f"Malformed atomic file {inter_file}: header column '{column}' must be 'name:type' "
@@ -261,6 +269,7 @@ class BASRecDataset(SequentialDataset):
                 f"{error} in {inter_file}: every value of a ':float' column must be a number "
                 f"(write timestamps as numbers, e.g. Unix seconds, or declare the column ':token')."
             ) from None
+        data_digest_of(config)  # taken as the files are read: what the run's checkpoints record
 
     def _data_filtering(self):
         self._refuse_missing_times()
@@ -290,11 +299,20 @@ class BASRecDataset(SequentialDataset):
         # RecBole would fill them with the column mean, which reorders the user's sequence.
         if self.time_field not in self.inter_feat:
             return
-        missing = int(self.inter_feat[self.time_field].isna().sum())
+        times = self.inter_feat[self.time_field]
+        missing = int(times.isna().sum())
         if missing:
             raise ValueError(
                 f"Dataset '{self.dataset_name}': {missing} of {len(self.inter_feat)} interactions have no "
                 f"{self.time_field}; fill them in or drop those rows (leave-one-out orders each user's items by time)."
+            )
+        # 'inf' and numbers beyond float range read as inf: ties that make the time order arbitrary.
+        infinite = int(np.isinf(times.to_numpy()).sum()) if times.dtype.kind == "f" else 0
+        if infinite:
+            raise ValueError(
+                f"Dataset '{self.dataset_name}': {infinite} of {len(self.inter_feat)} interactions have an infinite "
+                f"{self.time_field} ('inf' or a number beyond 1.8e308); give finite times or drop those rows "
+                "(leave-one-out orders each user's items by time)."
             )
 
     def _drop_exact_duplicates(self):

@@ -101,9 +101,11 @@ def describe_changes(changes, preset):
     return lines
 
 
-def _digest(model_name, dataset, layers, extra):
+def _digest(model_name, dataset, layers, extra, data=None):
+    """The run folder's name part: the settings given and ``data``, the atomic files' digest (other
+    data, even under the same name and path, gets a fresh folder)."""
     given = [(label, settings) for label, kind, settings in layers if kind in ("file", "given", "budget")]
-    text = json.dumps([model_name, dataset, given, extra], sort_keys=True, default=str)
+    text = json.dumps([model_name, dataset, given, extra, data], sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -342,12 +344,16 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         dict: the record (``summary`` holds the table's numbers, ``json_path`` where it was
         written); None while an arm of another process is unfinished.
     """
-    from recbole_basrec.config import resolve_model_name
     from recbole_basrec.config.files import preset_file
     from recbole_basrec.config.models import backbone_of, is_basrec
     from recbole_basrec.quick_start import build_config
+    from recbole_basrec.quick_start.quick_start import model_name as resolve_model_name
 
     seeds = [int(s) for s in seeds]
+    for seed in seeds:  # each arm's seed is checked only when it starts: refuse before any training
+        if not 0 <= seed < 2 ** 32:
+            raise CompareError(f"--seeds {seed}: every seed must be an integer in [0, 4294967296) "
+                               "(numpy's seed range), e.g. --seeds 2020 2021 2022")
     if not seeds or len(set(seeds)) != len(seeds):
         raise CompareError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct seeds")
     from recbole_basrec.model.methods import LABELS, METHODS
@@ -394,7 +400,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     preset = preset_file(backbone, dataset)
     changes = changed_settings(layers)
     pretrained, stage1_epochs = final["pretrained_path"], final["stage1_epochs"]
-    digest = _digest(model_name, dataset, layers, stage1_config or None)
+    digest = _digest(model_name, dataset, layers, stage1_config or None, _data_digest(config))
     run_dir = run_dir or os.path.join(final["checkpoint_dir"], f"compare-{backbone}-{dataset}-{digest}")
     done_file = os.path.join(run_dir, "phases.json")
     log_file = os.path.join(run_dir, "progress.log")
@@ -523,6 +529,22 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
         tell(line)
     tell(f"[compare] record: {json_path}")
     return record
+
+
+def _data_digest(config):
+    """The digest of the atomic files the comparison trains on; a dataset RecBole downloads is
+    downloaded first (one process), so the folder is named by the data from the start."""
+    from recbole_basrec.config.snapshot import data_digest_of
+    from recbole_basrec.data.dataset import recbole_downloads
+
+    digest = data_digest_of(config)
+    if digest is None and config["single_spec"] and not os.path.exists(config["data_path"]) \
+            and recbole_downloads(config["dataset"]):
+        from recbole_basrec.utils import create_dataset
+
+        create_dataset(config)
+        digest = data_digest_of(config)
+    return digest
 
 
 def _check_writable(out):

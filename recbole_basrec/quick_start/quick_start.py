@@ -11,7 +11,7 @@ from recbole.utils import init_logger, init_seed
 from recbole_basrec.config import resolve_model_name
 from recbole_basrec.config.configurator import load_config_files, warn_if_gpu_missing
 from recbole_basrec.config.models import is_ours
-from recbole_basrec.config.snapshot import changed_settings, settings_of
+from recbole_basrec.config.snapshot import DATA_DIGEST, changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
 from recbole_basrec.trainer.trainer import (DiskFull, check_activation_memory, load_checkpoint,
                                              remove_stale_temporaries)
@@ -22,11 +22,76 @@ class Interrupted(Exception):
     """Training was stopped with Ctrl-C; what was saved so far is named in the message."""
 
 
+#: RecBole's model families other than sequential, as its messages name them.
+_OTHER_FAMILIES = {"general_recommender": "general", "context_aware_recommender": "context-aware",
+                   "knowledge_aware_recommender": "knowledge-aware"}
+
+
+def model_name(model):
+    """The registered model for ``model`` (a name, or a RecBole or recbole-basrec model class);
+    a RecBole model of another family than sequential is named as such."""
+    if isinstance(model, type) and model.__module__.split(".")[0] in ("recbole", "recbole_basrec"):
+        model = model.__name__
+    elif not isinstance(model, str):
+        raise ValueError(f"model must be a model name (e.g. 'SASRec') or a RecBole model class, got {model!r}.")
+    try:
+        return resolve_model_name(model)
+    except ValueError:
+        import importlib
+
+        for module, family in _OTHER_FAMILIES.items():
+            names = {n.lower(): n for n in dir(importlib.import_module(f"recbole.model.{module}")) if n[:1].isupper()}
+            if model.lower() in names:
+                raise ValueError(
+                    f"{names[model.lower()]} is a RecBole {family} (non-sequential) model; BASRec augments item "
+                    f"sequences, so it trains sequential models only (e.g. --model=SASRec): the served ones are "
+                    f"listed in served-models.md of the docs folder that recbole-basrec --help names.") from None
+        raise
+
+
+def _plain_values(value):
+    """numpy scalars (and arrays) inside settings as the Python values they hold."""
+    import numpy as np
+
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_values(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain_values(v) for k, v in value.items()}
+    return value
+
+
+def api_inputs(model, dataset, config_file_list, config_dict):
+    """The Python API's arguments as RecBole takes them: a model class by its name, one config file
+    path as a list of one, numpy values as Python values; a one-line ValueError otherwise."""
+    import collections.abc
+
+    if model is not None:
+        model = model_name(model)
+    if dataset is not None and not isinstance(dataset, str):
+        raise ValueError(f"dataset must be a dataset name (e.g. 'ml-100k'), got {dataset!r}.")
+    if isinstance(config_file_list, (str, os.PathLike)):
+        config_file_list = [config_file_list]
+    if config_file_list is not None:
+        if not isinstance(config_file_list, (list, tuple)) or \
+                not all(isinstance(f, (str, os.PathLike)) for f in config_file_list):
+            raise ValueError(f"config_file_list must be a list of YAML file paths, got {config_file_list!r}.")
+        config_file_list = [os.fspath(f) for f in config_file_list]
+    if config_dict is not None:
+        if not isinstance(config_dict, collections.abc.Mapping):
+            raise ValueError(f"config_dict must be a dict of settings (e.g. {{'epochs': 10}}), got a "
+                             f"{type(config_dict).__name__}: {config_dict!r:.80}.")
+        config_dict = {key: _plain_values(value) for key, value in config_dict.items()}
+    return model, dataset, config_file_list, config_dict
+
+
 def build_config(model, dataset, config_file_list=None, config_dict=None, read_command_line=False):
     """Our ``Config`` for ``model`` (backbone or our name): our defaults beneath the user's files
     and dict, checked. ``sys.argv`` is read by RecBole only with ``read_command_line`` (our runner
     parses it itself)."""
-    return Config(resolve_model_name(model), dataset, config_file_list, config_dict, read_command_line=read_command_line)
+    model, dataset, config_file_list, config_dict = api_inputs(model, dataset, config_file_list, config_dict)
+    return Config(model, dataset, config_file_list, config_dict, read_command_line=read_command_line)
 
 
 @dataclasses.dataclass
@@ -48,6 +113,25 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
     """``(model, dataset, config_dict)`` that continue the run of ``resume_file``: its recorded
     configuration, with what the user gives now on top where a resumed run may change it.
     Refuses a best-model checkpoint and any change of a setting the checkpoint fixes."""
+    return resume_settings_and_data(resume_file, model, dataset, config_file_list, config_dict)[:3]
+
+
+def check_same_data(resume_file, recorded, config):
+    """Refuse to resume on other data than the run was trained on (same dataset name, other
+    files or folder): the digest its snapshot recorded against the files ``config`` reads. A
+    checkpoint from before digests were recorded, or data not downloaded yet, is not checked."""
+    from recbole_basrec.config.snapshot import data_digest_of
+
+    current = data_digest_of(config) if recorded else None
+    if recorded and current and current != recorded:
+        raise ValueError(
+            f"'{resume_file}' was trained on other data than the atomic files in {config['data_path']} hold now "
+            f"(sha256 {recorded[:12]} then, {current[:12]} now): resume with the data it was trained on, "
+            "or start a new run without --resume.")
+
+
+def resume_settings_and_data(resume_file, model, dataset, config_file_list, config_dict):
+    """:func:`resume_settings` and the checkpoint's recorded data digest."""
     checkpoint = load_checkpoint(resume_file)
     snapshot = checkpoint.get("config") or {}
     if "epochs" not in checkpoint or not snapshot:
@@ -57,8 +141,8 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
         raise ValueError(f"'{resume_file}' is a best-model checkpoint, not a run's last state: {use}.")
     saved_model, saved_dataset, settings = settings_of(snapshot)
     requested = {**load_config_files(config_file_list), **(config_dict or {})}  # as Config merges them
-    if model is not None and resolve_model_name(model) != saved_model:
-        requested["model"] = resolve_model_name(model)
+    if model is not None and model_name(model) != saved_model:
+        requested["model"] = model_name(model)
     if dataset is not None and dataset != saved_dataset:
         requested["dataset"] = dataset
     fixed = {k: v for k, v in requested.items() if k not in ("model", "dataset")}
@@ -76,7 +160,7 @@ def resume_settings(resume_file, model=None, dataset=None, config_file_list=None
             settings.pop(key, None)
     settings["checkpoint_dir"] = os.path.dirname(os.path.abspath(resume_file))
     settings.update({k: v for k, v in requested.items() if k not in ("model", "dataset")})
-    return saved_model, saved_dataset, settings
+    return saved_model, saved_dataset, settings, snapshot.get(DATA_DIGEST)
 
 
 def build(model=None, dataset=None, config_file_list=None, config_dict=None, resume_file=None, data=None,
@@ -100,14 +184,19 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None, res
     Returns:
         Pipeline: config, dataset, the three loaders, model and trainer (None without ``trainer``).
     """
+    model, dataset, config_file_list, config_dict = api_inputs(model, dataset, config_file_list, config_dict)
+    recorded_data = None
     if resume_file:
-        model, dataset, config_dict = resume_settings(resume_file, model, dataset, config_file_list, config_dict)
+        model, dataset, config_dict, recorded_data = resume_settings_and_data(
+            resume_file, model, dataset, config_file_list, config_dict)
         config_file_list = None
     from recbole_basrec.config.configurator import effect_checks_off
 
     # A resumed run's and a checkpoint's settings hold every key; their effect was checked at the start.
     with effect_checks_off() if resume_file or not check_effects else contextlib.nullcontext():
         config = build_config(model, dataset, config_file_list, config_dict)
+    if resume_file:
+        check_same_data(resume_file, recorded_data, config)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     quiet_console()
@@ -200,7 +289,15 @@ def run_recbole_basrec(
     except DiskFull as full:
         raise DiskFull(f"{full}; the last complete checkpoints are kept ({saved_files(trainer)} "
                        "--checkpoint_dir=<a folder with space>)") from None
-    test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
+    try:
+        test_result = trainer.evaluate(pipeline.test_data, load_best_model=saved, show_progress=config["show_progress"])
+    except KeyboardInterrupt:  # training is done: name the model to test, not a run to resume
+        best = trainer.saved_model_file
+        if saved and os.path.isfile(best):
+            raise Interrupted(f"interrupted during the final test, after training: best model: {best}; test it with "
+                              f"the run's options and --pretrained_path={best} --epochs=0 (in place of its "
+                              "--epochs)") from None
+        raise Interrupted(f"interrupted during the final test: {saved_files(trainer)}") from None
     logger.info(f"best valid : {best_valid_result}")
     logger.info(f"test result: {test_result}")
     if not config["single_spec"]:  # DDP: this process's part is done (RecBole's run_recbole does the same)

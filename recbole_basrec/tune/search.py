@@ -265,6 +265,25 @@ def _check_listed_values(space, config, search_file):
                 raise ValueError(f"Search space '{search_file}': {error}") from None
 
 
+def _checked_output(output_file, model, dataset):
+    """The absolute path the best config goes to; a one-line error if it cannot be written."""
+    from recbole_basrec.config.files import unwritable
+
+    if output_file is None:
+        output_file = os.path.join(os.getcwd(), "saved", f"best-{model}-{dataset}.yaml")
+    output_file = os.path.abspath(os.fspath(output_file))
+    if os.path.isdir(output_file):
+        raise ValueError(f"--output {output_file} is a directory; give the YAML file to write, e.g. "
+                         f"--output={os.path.join(output_file, 'best.yaml')}")
+    above = os.path.dirname(output_file)
+    while not os.path.exists(above) and os.path.dirname(above) != above:
+        above = os.path.dirname(above)
+    why = f"{above} is a file, not a folder" if not os.path.isdir(above) else unwritable(os.path.dirname(output_file))
+    if why:
+        raise ValueError(f"--output {output_file} cannot be written ({why}); choose a file in a folder you can write")
+    return output_file
+
+
 def run_search(
     model,
     dataset,
@@ -307,6 +326,7 @@ def run_search(
         isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
     ):
         raise ValueError(f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}.")
+    output_file = _checked_output(output_file, model, dataset)  # before any trial: not after the whole search
     search_file = resolve_search_file(search_file)
     _import_ray()
     from recbole_basrec.tune.search_space import describe, parse_search_space
@@ -336,9 +356,6 @@ def run_search(
     trial_dict["checkpoint_dir"] = os.path.abspath(config["checkpoint_dir"])
     mode = "max" if config["valid_metric_bigger"] else "min"
     valid_metric = str(config["valid_metric"]).lower()
-    if output_file is None:
-        output_file = os.path.join(os.getcwd(), "saved", f"best-{model}-{dataset}.yaml")
-    output_file = os.path.abspath(output_file)
 
     cpu_count = os.cpu_count() or 1
     cpus = max(1, cpu_count // max_concurrent) if max_concurrent else 1
