@@ -253,8 +253,9 @@ def test_compare_runs_every_method_from_one_stage1(backbone, tiny_config_dict, t
 
 
 def test_a_slide_window_as_long_as_every_sequence_is_named(tiny_setup, caplog):
-    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=14)  # tiny's longest training sequence
+    # A window above MAX_ITEM_LIST_LENGTH is refused (docs/errors.md); below it, the data's sequences decide.
+    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=14, MAX_ITEM_LIST_LENGTH=20)
     assert "slide_window_length=14 is at least the longest training sequence (14 items)" in caplog.text
     caplog.clear()
-    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=13)
+    tiny_setup("SASRec", augmentation="slide_window", slide_window_length=13, MAX_ITEM_LIST_LENGTH=20)
     assert "slide_window_length" not in caplog.text
