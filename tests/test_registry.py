@@ -77,3 +77,16 @@ def test_stock_run_recbole_takes_our_names_in_any_case(tiny_data_path, tmp_path)
         "data_path": tiny_data_path, "checkpoint_dir": str(tmp_path), "stage1_epochs": 0, "epochs": 1,
         "MAX_ITEM_LIST_LENGTH": 10, "state": "ERROR", "use_gpu": False})
     assert result["test_result"]["ndcg@10"] > 0
+
+
+def test_importing_us_after_recbole_still_serves_our_models(tiny_data_path, tmp_path):
+    """The patches hook RecBole's modules when they are imported, or at once when they already are."""
+    import subprocess
+    import sys
+
+    code = ("from recbole.quick_start import run_recbole\nimport recbole_basrec\n"
+            f"r = run_recbole(model='BASRecSASRec', dataset='tiny', config_dict={{'data_path': {tiny_data_path!r}, "
+            f"'checkpoint_dir': {str(tmp_path)!r}, 'stage1_epochs': 0, 'epochs': 1, 'MAX_ITEM_LIST_LENGTH': 10, "
+            "'state': 'ERROR'})\nprint(r['test_result']['ndcg@10'] > 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("True"), proc.stderr[-2000:]
