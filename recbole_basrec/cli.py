@@ -83,9 +83,18 @@ def parse_args(argv=None):
         raise ValueError(f"{' and '.join(stray)} {'has' if len(stray) == 1 else 'have'} no effect without --search: "
                          "add --search=SPACE (e.g. --search=SASRec) to run a Ray Tune search, or drop "
                          f"{'it' if len(stray) == 1 else 'them'}.")
+    overrides = parse_overrides(rest)
     if not args.resume:
-        args.model, args.dataset = args.model or DEFAULT_MODEL, args.dataset or DEFAULT_DATASET
-    return args, parse_overrides(rest)
+        args.model, args.dataset = _settled(args, overrides)
+    return args, overrides
+
+
+def _settled(args, overrides):
+    """``--model``/``--dataset``, else a config file's ``model:``/``dataset:``, else the defaults."""
+    from recbole_basrec.quick_start.quick_start import settle
+
+    files = args.config_files.split() if args.config_files else None
+    return settle(args.model, args.dataset, files, overrides, DEFAULT_MODEL, DEFAULT_DATASET)
 
 
 def parse_compare_args(argv):
@@ -95,8 +104,8 @@ def parse_compare_args(argv):
 
     parser = _Parser(prog="recbole-basrec compare", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--model", "-m", action=_Once, default=DEFAULT_MODEL, help=f"a backbone (default {DEFAULT_MODEL})")
-    parser.add_argument("--dataset", "-d", action=_Once, default=DEFAULT_DATASET, help=f"default {DEFAULT_DATASET}")
+    parser.add_argument("--model", "-m", action=_Once, default=None, help=f"a backbone (default {DEFAULT_MODEL})")
+    parser.add_argument("--dataset", "-d", action=_Once, default=None, help=f"default {DEFAULT_DATASET}")
     parser.add_argument("--config_files", action=_Once, default=None, help="space-separated YAML files")
     parser.add_argument("--seeds", action=_Once, nargs="+", type=int, default=list(DEFAULT_SEEDS),
                         help="one plain run and one run per method for each seed; stage 1 trains under the first "
@@ -110,6 +119,10 @@ def parse_compare_args(argv):
     overrides = parse_overrides(rest)
     if "resume" in overrides:
         parser.error("compare has no --resume: run the same compare command again and it continues where it stopped")
+    if "search" in overrides:
+        parser.error("compare has no --search: run the search alone (recbole-basrec --search=...), then compare with "
+                     "its best config (--config_files=<the search's --output>)")
+    args.model, args.dataset = _settled(args, overrides)
     for method in args.methods or ():
         if "," in method:
             parser.error(f"--methods {method}: separate the methods with spaces, e.g. --methods basrec cmr")
@@ -165,6 +178,12 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["compare"]:
         return compare(argv[1:])
+    if "compare" in argv:
+        raise ValueError("compare is a command: put it first, e.g. recbole-basrec compare --epochs=1")
+    for arg in argv:
+        option = arg.split("=", 1)[0]
+        if option in ("--seeds", "--methods", "--out"):
+            raise ValueError(f"{option} is an option of the compare command: recbole-basrec compare {option} ...")
     # Overrides go in explicitly: Ray's trial workers never see this command line.
     args, config_dict = parse_args(argv)
 
@@ -259,8 +278,14 @@ def _raised(error, module, name):
 def cli(argv=None):
     """``main`` with the runner's exit codes: 0 done, 2 bad input (one line on stderr), 130 Ctrl-C,
     1 a training process died (one line naming it and the checkpoint to resume from)."""
+    import signal
+
     import recbole_basrec
 
+    def stop(signum, frame):  # `kill` (SIGTERM) stops a run as Ctrl-C does: it names what was saved
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         recbole_basrec.setup()
         return main(argv)

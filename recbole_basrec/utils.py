@@ -38,7 +38,12 @@ MODEL_CLASSES.update({name: getattr(models, name) for name in DEDICATED.values()
 
 def get_model(model_name):
     """The model class of ``model_name``: ours, else RecBole's."""
-    return MODEL_CLASSES.get(model_name) or recbole_get_model(model_name)
+    if model_name in MODEL_CLASSES:
+        return MODEL_CLASSES[model_name]
+    try:
+        return recbole_get_model(model_name)
+    except (ImportError, AttributeError) as error:  # RecBole's search ends in its exlib package's imports
+        raise ValueError(f"`model_name` [{model_name}] is not the name of an existing model ({error}).") from None
 
 
 def get_trainer(model_type, model_name):
@@ -64,6 +69,8 @@ class Config(RecBoleConfig):
     """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, read_command_line=True):
+        if isinstance(config_file_list, str):  # one path: RecBole would read it letter by letter
+            config_file_list = [config_file_list]
         self._read_command_line = read_command_line
         super().__init__(model, dataset, config_file_list, config_dict)
 

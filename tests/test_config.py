@@ -220,3 +220,8 @@ def test_training_keys_of_a_scoring_only_run_are_named_in_a_warning(where, caplo
            read_command_line=False)
     assert "epochs=0 only scores pretrained_path and trains nothing, so these keys have no effect: beta, " \
            "learning_rate" in caplog.text
+
+
+def test_integers_with_leading_zeros_read_as_integers():
+    assert parse_value("01") == 1 and parse_value("-007") == -7 and parse_value("0042") == 42
+    assert parse_value("1e-3") == 0.001 and parse_value("abc") == "abc"

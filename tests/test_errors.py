@@ -292,6 +292,12 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "compare-seed-too-big": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "1", "4294967296"],
         "compare-seed-negative": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "-1"],
         "compare-empty-out": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--out="],
+        "lr-below-float32": run("--learning_rate=1e-300"),
+        "eval-mode-labeled": run("--eval_args={'mode': 'labeled'}"),
+        "worker-huge": run("--worker=1000"),
+        "seeds-without-compare": ["--seeds", "1", "2"],
+        "compare-not-first": ["--epochs=1", "compare"],
+        "compare-search": ["compare", "--search=SASRec"],
     }
 
 

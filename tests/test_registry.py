@@ -90,3 +90,8 @@ def test_importing_us_after_recbole_still_serves_our_models(tiny_data_path, tmp_
             "'state': 'ERROR'})\nprint(r['test_result']['ndcg@10'] > 0)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("True"), proc.stderr[-2000:]
+
+
+def test_an_unknown_name_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"^`model_name` \[Nope\] is not the name of an existing model"):
+        get_model("Nope")

@@ -92,3 +92,34 @@ def test_the_converter_runs_without_torch_or_recbole(tmp_path):
     assert "recbole_basrec" in imported  # the package root was imported (the converter runs as __main__)
     assert not [name for name in imported if name.split(".")[0] in ("torch", "recbole")]
     assert (tmp_path / "Toy" / "Toy.inter").read_text().splitlines()[1] == "1\t1\t0"
+
+
+def test_a_config_files_model_and_dataset_are_the_runs(tiny_data_path, tmp_path):
+    """As RecBole reads ``model:`` and ``dataset:`` from config files; the command line still wins."""
+    from recbole_basrec.cli import parse_args
+
+    settings = tmp_path / "m.yaml"
+    settings.write_text(f"model: GRU4Rec\ndataset: tiny\ndata_path: {tiny_data_path}\n")
+    args, _ = parse_args([f"--config_files={settings}"])
+    assert (args.model, args.dataset) == ("GRU4Rec", "tiny")
+    args, _ = parse_args([f"--config_files={settings}", "--model=NARM"])
+    assert (args.model, args.dataset) == ("NARM", "tiny")
+    assert (parse_args([])[0].model, parse_args([])[0].dataset) == ("SASRec", "ml-100k")
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_names_what_was_saved(tiny_data_path, tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "run_recbole_basrec.py"), "--dataset=tiny", f"--data_path={tiny_data_path}",
+         f"--checkpoint_dir={tmp_path}", "--stage1_epochs=0", "--epochs=300", "--stopping_step=300",
+         "--MAX_ITEM_LIST_LENGTH=10", "--hidden_size=16", "--inner_size=32", "--n_layers=1", "--n_heads=1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("*-last.pth")) and time.monotonic() < deadline:  # an epoch has finished
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "--resume=" in err and "Traceback" not in err

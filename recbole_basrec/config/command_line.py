@@ -8,6 +8,8 @@ _WORDS = {"true": True, "false": False, "none": None}
 def parse_value(text):
     """A command-line value as RecBole reads it: a Python literal where it is one
     (``2``, ``1e-3``, ``[5, 10]``, ``True``), ``true``/``false``/``none`` in any case, else the string."""
+    if text.strip().lstrip("+-").isdigit():  # "01": Python's literals refuse leading zeros
+        return int(text)
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):

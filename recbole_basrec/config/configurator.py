@@ -170,7 +170,8 @@ def validate(config):
         found = schema.non_finite(value)
         if found:
             where = f"{key}{'.' if found[0] and not found[0].startswith('[') else ''}{found[0]}"
-            what = "beyond float32's range (the model computes in float32)" if math.isfinite(found[1]) else found[1]
+            what = found[1] if not math.isfinite(found[1]) else "beyond float32's range (the model computes in float32)" \
+                if abs(found[1]) > 1 else "below float32's smallest number (the model computes in float32, where it is 0)"
             raise ValueError(f"{where} is {what}: every number in the configuration must be finite and within "
                              f"±3.4e38.")
     final = config.final_config_dict
@@ -183,6 +184,7 @@ def validate(config):
         raise ValueError(f"n_heads={heads} does not divide hidden_size={width}: each head takes hidden_size / n_heads "
                          "features; choose n_heads among the divisors of hidden_size.")
     _check_metrics(final)
+    _check_eval_mode(final)
     low, high = final["tta_noise"]
     if low > high:
         raise ValueError(f"tta_noise [{low}, {high}] has low > high; write [low, high].")
@@ -311,8 +313,8 @@ def _conditional_effects(final, given, methods):
         found.append(("n_pairs", "with n_whole_level=0 too, BASRec adds no augmentation at all; train plain with "
                                  "augmentation=none, or give one of them > 0"))
     if "slide_window" in methods and len(methods) == 1 and final["slide_window_length"] > final["MAX_ITEM_LIST_LENGTH"]:
-        found.append(("slide_window_length", f"{final['slide_window_length']} is longer than any training sequence "
-                                             f"the model reads (MAX_ITEM_LIST_LENGTH + 1 = "
+        found.append(("slide_window_length", f"{final['slide_window_length']} is at least as long as any training "
+                                             f"sequence the model reads (at most MAX_ITEM_LIST_LENGTH + 1 = "
                                              f"{final['MAX_ITEM_LIST_LENGTH'] + 1} items), so every copy is the whole "
                                              f"sequence; give at most MAX_ITEM_LIST_LENGTH"))
     if "mask_rate" in given and final["mask_rate"] == 0:
@@ -336,6 +338,17 @@ def _check_gpu_id(final):
     if gpu_id is not None and text and not all(part.isdigit() for part in text.split(",")):
         raise ValueError(f"gpu_id '{gpu_id}' is not a GPU number or a comma-separated list of them (e.g. "
                          "--gpu_id=0 or --gpu_id=0,1)")
+
+
+def _check_eval_mode(final):
+    import re
+
+    mode = final["eval_args"].get("mode", "full")
+    for phase, value in (mode.items() if isinstance(mode, dict) else [("", mode)]):
+        if not isinstance(value, str) or not re.fullmatch(r"full|(uni|pop)\d+", value):
+            raise ValueError(f"eval_args mode{' ' + phase if phase else ''} {value!r} is not a ranking protocol: the "
+                             "evaluation here ranks items, so give 'full' (every item) or a sampled ranking such as "
+                             "'uni100' or 'pop100'.")
 
 
 def _check_metrics(final):

@@ -270,7 +270,7 @@ KEYS = (
     Key("num_layers", Annotated[StrictInt, Field(ge=1, le=64)], BACKBONE, "Recurrent layers (GRU4Rec, NARM, ...)."),
     Key("selected_features", Union[StrictStr, Annotated[list[StrictStr], Field(min_length=1)]], BACKBONE,
         "Item features the feature-aware models read (SASRecF, FDSA, GRU4RecF, ...)."),
-    Key("worker", Count, RECBOLE, "Data-loading worker processes (0: the main process)."),
+    Key("worker", Annotated[StrictInt, Field(ge=0, le=64)], RECBOLE, "Data-loading worker processes (0: the main process)."),
     Key("n_heads", Annotated[StrictInt, Field(ge=1, le=1024)], BACKBONE, "Attention heads; must divide hidden_size."),
     Key("hidden_size", Width, BACKBONE, "Width of the encoder's representations."),
     Key("inner_size", Width, BACKBONE, "Width of the feed-forward layers."),
@@ -316,14 +316,16 @@ def check(name, value):
         raise ValueError(f"{name} must be {key.expectation()}, got {value!r}.")
 
 
-#: The largest float32: the model computes in float32, so a larger number overflows there.
-FLOAT32_MAX = 3.4028234663852886e38
+#: The largest and the smallest normal float32: the model computes in float32, where a larger
+#: number overflows and a smaller one is (about) 0.
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
 
 
 def non_finite(value, path=""):
-    """The first NaN, infinite or beyond-float32 number inside ``value`` (nested lists and dicts),
-    as ``(path, number)``, or None."""
-    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > FLOAT32_MAX):
+    """The first NaN, infinite or beyond-float32 number inside ``value`` (nested lists and dicts;
+    beyond: larger than float32 holds, or nonzero and smaller), as ``(path, number)``, or None."""
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > FLOAT32_MAX
+                                     or 0 < abs(value) < FLOAT32_TINY):
         return path, value
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):

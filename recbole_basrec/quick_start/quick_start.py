@@ -82,8 +82,24 @@ def api_inputs(model, dataset, config_file_list, config_dict):
         if not isinstance(config_dict, collections.abc.Mapping):
             raise ValueError(f"config_dict must be a dict of settings (e.g. {{'epochs': 10}}), got a "
                              f"{type(config_dict).__name__}: {config_dict!r:.80}.")
+        odd = [key for key in config_dict if not isinstance(key, str)]
+        if odd:
+            raise ValueError(f"config_dict keys must be setting names (strings), got {odd[0]!r}.")
         config_dict = {key: _plain_values(value) for key, value in config_dict.items()}
     return model, dataset, config_file_list, config_dict
+
+
+def settle(model, dataset, config_file_list=None, config_dict=None, default_model=None, default_dataset=None):
+    """``(model, dataset)``: the ones given, else what ``config_dict`` or the config files set (as
+    RecBole reads ``model:`` and ``dataset:`` there), else the defaults."""
+    found = {**load_config_files(config_file_list), **(config_dict or {})}
+    model = model if model is not None else found.get("model", default_model)
+    dataset = dataset if dataset is not None else found.get("dataset", default_dataset)
+    if model is None or dataset is None:
+        missing = " and ".join(k for k, v in (("model", model), ("dataset", dataset)) if v is None)
+        raise ValueError(f"no {missing} given: pass {missing} (e.g. model='SASRec', dataset='ml-100k'), or set "
+                         f"them in config_dict or a config file.")
+    return model, dataset
 
 
 def build_config(model, dataset, config_file_list=None, config_dict=None, read_command_line=False):
@@ -91,6 +107,7 @@ def build_config(model, dataset, config_file_list=None, config_dict=None, read_c
     and dict, checked. ``sys.argv`` is read by RecBole only with ``read_command_line`` (our runner
     parses it itself)."""
     model, dataset, config_file_list, config_dict = api_inputs(model, dataset, config_file_list, config_dict)
+    model, dataset = settle(model, dataset, config_file_list, config_dict)
     return Config(model, dataset, config_file_list, config_dict, read_command_line=read_command_line)
 
 
