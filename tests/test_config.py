@@ -225,3 +225,12 @@ def test_training_keys_of_a_scoring_only_run_are_named_in_a_warning(where, caplo
 def test_integers_with_leading_zeros_read_as_integers():
     assert parse_value("01") == 1 and parse_value("-007") == -7 and parse_value("0042") == 42
     assert parse_value("1e-3") == 0.001 and parse_value("abc") == "abc"
+
+
+def test_gauc_has_no_cut_off_and_may_select_the_best_epoch(where):
+    config = Config(model="BASRecSASRec", dataset="tiny", read_command_line=False,
+                    config_dict={**where, "metrics": ["GAUC", "NDCG"], "valid_metric": "GAUC"})
+    assert config["valid_metric"] == "GAUC"
+    with pytest.raises(ValueError, match=r"valid_metric 'GAUC@10' is not computed: choose one of GAUC, NDCG@5, "):
+        Config(model="BASRecSASRec", dataset="tiny", read_command_line=False,
+               config_dict={**where, "metrics": ["GAUC", "NDCG"], "valid_metric": "GAUC@10"})

@@ -72,6 +72,10 @@ def test_python_api_takes_numpy_values_one_file_path_and_model_classes(tiny_conf
     ({"config_file_list": 3}, "config_file_list must be a list of YAML file paths, got 3."),
     ({"model": 3}, "model must be a model name (e.g. 'SASRec') or a RecBole model class, got 3."),
     ({"model": dict}, "model must be a model name (e.g. 'SASRec') or a RecBole model class, got <class 'dict'>."),
+    ({"config_dict": {5: 1}}, "config_dict keys must be setting names (strings), got 5."),
+    ({"callback_fn": 5}, "callback_fn must be a function of (epoch_idx, valid_score), got 5."),
+    ({"model": None, "config_dict": {"epochs": 1}}, "no model given: pass model (e.g. model='SASRec', "
+                                                    "dataset='ml-100k'), or set them in config_dict or a config file."),
 ])
 def test_python_api_refuses_other_types_in_one_line(kwargs, message):
     from recbole_basrec.quick_start import run_recbole_basrec

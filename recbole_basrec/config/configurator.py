@@ -363,9 +363,14 @@ def _check_metrics(final):
             raise ValueError(f"metrics: {metric} scores labelled pairs, but the evaluation here ranks every item "
                              f"(full ranking, leave-one-out); use ranking metrics: {', '.join(ranking)}.")
     topk = [final["topk"]] if isinstance(final["topk"], int) else list(final["topk"])
+    # GAUC ranks all items too but has no cut-off: RecBole reports it as "gauc".
+    computed = [m if m.lower() == "gauc" else f"{m}@{t}" for m in metrics for t in topk]
+    computed = list(dict.fromkeys(computed))
+    if final["valid_metric"].lower() in [c.lower() for c in computed]:
+        return
     name, at, k = final["valid_metric"].partition("@")
-    computed = [f"{m}@{t}" for m in metrics for t in topk]
-    if not at or name.lower() not in [m.lower() for m in metrics] or not k.isdigit() or int(k) not in topk:
+    if not at or name.lower() not in [m.lower() for m in metrics] or not k.isdigit() or int(k) not in topk \
+            or name.lower() == "gauc":
         raise ValueError(
             f"valid_metric '{final['valid_metric']}' is not computed: choose one of {', '.join(computed)} "
             f"(or add it to metrics / topk)."

@@ -293,6 +293,8 @@ def run_recbole_basrec(
         dict: RecBole's result dict (``best_valid_score``, ``valid_score_bigger``,
         ``best_valid_result``, ``test_result``) plus ``saved_model_file`` and ``valid_history``.
     """
+    if callback_fn is not None and not callable(callback_fn):
+        raise ValueError(f"callback_fn must be a function of (epoch_idx, valid_score), got {callback_fn!r:.60}.")
     pipeline = build(model, dataset, config_file_list, config_dict, resume_file)
     config, trainer = pipeline.config, pipeline.trainer
     logger = getLogger()
