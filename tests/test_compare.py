@@ -143,8 +143,14 @@ def test_summary_leaves_out_unfinished_seeds_and_a_zero_base_has_no_gain():
     record = _record({"plain": {1: (0.0, 0.0), 2: (0.1, 0.1)}, "basrec": {1: (0.1, 0.1)}})
     summary = compare.summarize(record)
     assert summary["seeds"] == [1]
-    assert summary["test"]["ndcg@10"]["gain"]["basrec"] is None and summary["test"]["ndcg@10"]["basrec"][1] == 0.0
-    assert "n/a" in compare.format_table(summary)
+    assert summary["test"]["ndcg@10"]["gain"]["basrec"] is None
+    # One seed has no sample standard deviation: None, not 0.0; the table says n/a in a number's width.
+    assert summary["test"]["ndcg@10"]["basrec"] == (0.1, None)
+    assert summary["test"]["ndcg@10"]["plain"][1] == pytest.approx(0.0707107, abs=1e-6)  # seeds 1 and 2
+    table = compare.format_table(summary).splitlines()
+    cells = [c.strip() for c in table[2].split("|")]
+    assert cells == ["ndcg@10", ".0500 ± .0707", ".1000 ±   n/a", "n/a", ".0500 ± .0707", ".1000 ±   n/a", "n/a", "1"]
+    assert len({len(line) for line in table}) == 1  # aligned
 
 
 def test_several_methods_get_a_row_each_with_gains_over_plain_on_their_own_seeds():
@@ -238,8 +244,16 @@ def test_compare_from_a_given_checkpoint_and_refusals(tiny_config_dict, tmp_path
                                                                  "stage1_epochs": 0, "epochs": 1})
     settings = {**_unseeded(tiny_config_dict), "epochs": 1, "pretrained_path": first["saved_model_file"],
                 "checkpoint_dir": str(tmp_path)}
-    record = compare.run_compare("SASRec", "tiny", seeds=[1], config_dict=settings, say=lambda line: None)
+    lines = []
+    record = compare.run_compare("SASRec", "tiny", seeds=[1], config_dict=settings, say=lines.append)
     assert record["stage1"]["epochs_run"] == 0 and record["stage1"]["valid"] == first["best_valid_result"]
+    # One seed: no sample standard deviation, null in the JSON and n/a in the printed table.
+    with open(record["json_path"], encoding="utf-8") as f:
+        saved = json.load(f)
+    assert all(saved["summary"][split][m][arm][1] is None for split in ("valid", "test")
+               for m in saved["summary"]["metrics"] for arm in ("plain", "basrec"))
+    printed = "\n".join(lines)
+    assert "±   n/a" in printed and "± .0000" not in printed and "(n/a: one seed has none)" in printed
     with pytest.raises(compare.CompareError, match="drop --seed"):
         compare.run_compare("SASRec", "tiny", seeds=[1], config_dict={**settings, "seed": 3})
     with pytest.raises(compare.CompareError, match="distinct seeds"):

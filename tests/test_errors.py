@@ -82,6 +82,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
     _write(f"{data}/wide/wide.inter", header + "".join(lines[:5]) + "3\t4\t5\t6\n" + "".join(lines[5:]) + "\n7\t8\n")
     _write(f"{data}/nouser/nouser.inter", "member:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
     _write(f"{data}/inftime/inftime.inter", header + rows + "1\t7\tinf\n2\t7\t1e400\n")
+    _write(f"{data}/tokentime/tokentime.inter", header.replace("timestamp:float", "timestamp:token") + rows)
     _write(f"{data}/dupcol/dupcol.inter", header.replace("item_id:token", "item_id:token\titem_id:token") + rows)
     os.makedirs(f"{data}/dirinter/dirinter.inter")
     write_tiny_dataset(str(tmp / "other"), seed=1)  # another tiny.inter under the same name
@@ -193,6 +194,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "header-repeated": on("hdr2"),
         "two-interactions": on("two"),
         "text-timestamps": on("dates"),
+        "time-as-token": on("tokentime"),
+        "filters-leave-nothing": run("--user_inter_num_interval=[100,inf)"),
         "empty-file": on("empty"),
         "header-only-file": on("headeronly"),
         "byte-order-mark": on("bom"),
@@ -292,6 +295,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "compare-seed-too-big": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "1", "4294967296"],
         "compare-seed-negative": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "-1"],
         "compare-empty-out": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--out="],
+        "ray-address-unreachable": run("--search=SASRec", "--num_samples=1", "--ray_address=notahost.invalid:6379"),
         "lr-below-float32": run("--learning_rate=1e-300"),
         "eval-mode-labeled": run("--eval_args={'mode': 'labeled'}"),
         "worker-huge": run("--worker=1000"),

@@ -85,6 +85,18 @@ def test_python_api_refuses_other_types_in_one_line(kwargs, message):
     assert str(error.value) == message
 
 
+@pytest.mark.parametrize("seeds", ["12", "2020", [1.5], [True], 5, None, {1: 2}])
+def test_compare_takes_only_a_list_of_integer_seeds(seeds, tmp_path, monkeypatch):
+    """int() would run seeds [1, 2] for '12', seed 1 for 1.5 and True: refused before anything runs."""
+    from recbole_basrec.quick_start import compare
+
+    monkeypatch.setattr(compare, "run_phase", lambda *a, **k: pytest.fail("a phase ran"))
+    with pytest.raises(ValueError) as error:
+        compare.run_compare("SASRec", "tiny", seeds=seeds, config_dict={"checkpoint_dir": str(tmp_path)})
+    assert str(error.value) == (f"seeds={seeds!r}: give a list of integers in [0, 4294967296) (numpy's seed "
+                                "range), e.g. seeds=[2020, 2021, 2022]")
+
+
 def test_ctrl_c_during_the_final_test_names_the_best_model(tiny_data_path, tmp_path, monkeypatch, capsys):
     from recbole_basrec.trainer import BASRecTrainer
 

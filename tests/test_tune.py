@@ -266,6 +266,38 @@ def test_joining_a_cluster_fails_with_one_line_errors():
         _join_cluster(FakeRay(RuntimeError("Failed to connect to GCS")), "10.0.0.1:6379", {})
 
 
+def test_an_address_nothing_answers_at_is_refused_before_ray_is_contacted(monkeypatch):
+    """Ray retries an unreachable HOST:PORT for minutes; a TCP probe names it in one line instead.
+    'auto', 'local' and ray:// addresses are left to Ray as before."""
+    import socket
+
+    from recbole_basrec.tune import search
+
+    with socket.socket() as closed:  # a port that was free a moment ago: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(ValueError, match=rf"^--ray_address=127\.0\.0\.1:{port}: nothing answers at "
+                                         rf"127\.0\.0\.1:{port} \(.*\); start the cluster \(`ray start --head "
+                                         rf"--port={port}` on its head node\) or check the address\.$"):
+        search.check_ray_address(f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match=r"^--ray_address=notahost\.invalid:6379: host 'notahost\.invalid' cannot "
+                                         r"be resolved \(.*\); check the address of the cluster's head node\.$"):
+        search.check_ray_address("notahost.invalid:6379")  # .invalid never resolves (RFC 6761)
+    with pytest.raises(ValueError, match=r"^--ray_address=notahost is not HOST:PORT"):
+        search.check_ray_address("notahost")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        search.check_ray_address("127.0.0.1:%d" % listening.getsockname()[1])  # answers: accepted
+    # run_search probes before it builds anything, so a dead address stops at once.
+    monkeypatch.setattr(search, "_checked_output", lambda *a: pytest.fail("went past the probe"))
+    with pytest.raises(ValueError, match="cannot be resolved"):
+        run_search("SASRec", "tiny", SASREC_SPACE, num_samples=1, ray_address="notahost.invalid:6379")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail("probed"))
+    for address in ("auto", "local", "ray://head.example:10001"):
+        search.check_ray_address(address)
+
+
 def test_a_shipped_space_is_found_by_name_from_any_folder(tmp_path, monkeypatch):
     from recbole_basrec.config.files import properties_dir
     from recbole_basrec.tune.search import resolve_search_file

@@ -94,6 +94,16 @@ def check_dataset_files(config):
                 f"Malformed atomic file {inter_file}: no '{config[key]}' column ({key}); sequential "
                 f"recommendation needs user, item and time columns (found: {', '.join(fields) or 'none'})."
             )
+    time_type = fields[config["TIME_FIELD"]]
+    if time_type != "float":
+        # RecBole remaps a token column to ids in order of first appearance and sorts by those ids:
+        # each user's items would follow the file's order, not time.
+        raise ValueError(
+            f"Malformed atomic file {inter_file}: the time column '{config['TIME_FIELD']}' is declared "
+            f"':{time_type}', but times must be numbers declared ':float' ("
+            + ("RecBole would order each user's items by where each time first appears in the file, not by time"
+               if time_type.startswith("token") else "a list per row gives no time order")
+            + f"); write it '{config['TIME_FIELD']}:float' with numeric times, e.g. Unix seconds.")
     for key in ("USER_ID_FIELD", "ITEM_ID_FIELD"):
         if fields[config[key]] != "token":
             raise ValueError(
@@ -267,7 +277,7 @@ class BASRecDataset(SequentialDataset):
             inter_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
             raise ValueError(
                 f"{error} in {inter_file}: every value of a ':float' column must be a number "
-                f"(write timestamps as numbers, e.g. Unix seconds, or declare the column ':token')."
+                f"(write timestamps as numbers, e.g. Unix seconds)."
             ) from None
         data_digest_of(config)  # taken as the files are read: what the run's checkpoints record
 
@@ -275,7 +285,30 @@ class BASRecDataset(SequentialDataset):
         self._refuse_missing_times()
         self._drop_exact_duplicates()
         self._keep_last_interactions()
-        super()._data_filtering()
+        # Interactions per user and per item as RecBole's filters will see them, for _filtered_away.
+        self._raw_counts = [(int(c.min()), int(c.max())) if len(c) else (0, 0) for c in
+                            (self.inter_feat[f].value_counts() for f in (self.uid_field, self.iid_field))]
+        try:
+            super()._data_filtering()
+        except ValueError as error:
+            if "Some feat is empty" not in str(error):
+                raise
+            raise ValueError(self._filtered_away()) from None
+
+    #: RecBole's filter keys and the values that filter nothing.
+    _FILTER_KEYS = {"user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)", "val_interval": None}
+
+    def _filtered_away(self):
+        """The line for filters that left no interaction: RecBole says only 'Some feat is empty'."""
+        given = {key: self.config[key] for key, noop in self._FILTER_KEYS.items()
+                 if self.config[key] not in (None, {}, noop) and str(self.config[key]).replace(" ", "") != noop}
+        users = self._raw_counts[0]
+        items = self._raw_counts[1]
+        named = ", ".join(f"{key}={str(value)!r}" for key, value in given.items()) or "RecBole's filters"
+        return (f"Dataset '{self.dataset_name}': {named} {'leaves' if len(given) == 1 else 'leave'} no interaction "
+                f"(before filtering, users have {users[0]} to {users[1]} interactions and items {items[0]} to "
+                f"{items[1]}); widen {'it' if len(given) == 1 else 'them'} to keep some interactions (leave-one-out "
+                f"needs users with at least 3) or drop {'it' if len(given) == 1 else 'them'}.")
 
     def _keep_last_interactions(self):
         """``keep_last_interactions: K`` keeps each user's K most recent interactions: a sparser

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import statistics
 import time
@@ -130,7 +131,7 @@ def summarize(record):
     {metric: {arm: (mean, std) for plain and every method, "gain": {method: relative gain of its
     mean over plain's (None where plain's mean is 0)}}}, "wins": {method: {metric: seeds where its
     test value is above plain's}}}``. A method is summarized over the seeds where it and plain
-    both finished; the standard deviation is the sample's (n - 1), 0.0 for one seed."""
+    both finished; the standard deviation is the sample's (n - 1), None for one seed (undefined)."""
     runs = record["runs"]
     methods = list(record.get("methods") or DEFAULT_METHODS)
     arms = arms_of(methods)
@@ -146,7 +147,7 @@ def summarize(record):
             row = {"gain": {}}
             for arm in arms:
                 values = [float(runs[f"{arm}-{s}"][split][metric]) for s in seeds_of[arm]]
-                row[arm] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+                row[arm] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
             for method in methods:
                 base = statistics.fmean(float(runs[f"plain-{s}"][split][metric]) for s in seeds_of[method])
                 row["gain"][method] = (row[method][0] - base) / base if base else None
@@ -162,6 +163,12 @@ def summarize(record):
 def _num(value):
     text = f"{value:.4f}"
     return text[1:] if text.startswith("0.") else text
+
+
+def _spread(mean_std):
+    """``mean ± std``; one seed has no sample standard deviation: ``± n/a``, as wide as a number."""
+    mean, std = mean_std
+    return f"{_num(mean)} ± {'n/a'.rjust(5) if std is None else _num(std)}"
 
 
 def _gain(value):
@@ -186,7 +193,7 @@ def format_table(summary, valid_metric="ndcg@10"):
         cells = [metric]
         for split in ("valid", "test"):
             row = summary[split][metric]
-            cells += [f"{_num(row[arm][0])} ± {_num(row[arm][1])}" for arm in ("plain", method)]
+            cells += [_spread(row[arm]) for arm in ("plain", method)]
             cells.append(_gain(row["gain"][method]))
         cells.append(str(summary["wins"][method][metric]))
         rows.append(cells)
@@ -203,8 +210,8 @@ def _arm_table(summary, metric):
     for arm in arms_of(summary["methods"]):
         seeds = summary["seeds_by_arm"][arm]
         cells = [LABELS["none" if arm == "plain" else arm], str(len(seeds))]
-        cells.append("{} ± {}".format(*map(_num, summary["valid"][metric][arm])))
-        cells += ["{} ± {}".format(*map(_num, summary["test"][m][arm])) for m in summary["metrics"]]
+        cells.append(_spread(summary["valid"][metric][arm]))
+        cells += [_spread(summary["test"][m][arm]) for m in summary["metrics"]]
         if arm == "plain":
             cells += ["", "", ""]
         else:
@@ -317,6 +324,16 @@ def run_phase(name, model, dataset, config_file_list, config_dict, data, seed, s
     return record, dataclasses.replace(pipe, model=None, trainer=None)
 
 
+def _checked_seeds(seeds):
+    """``seeds`` as a list of ints. Only a list or tuple of integers is taken: int() would turn '12'
+    into seeds 1 and 2, 1.5 and True into 1, and a bare 5 into a TypeError."""
+    if isinstance(seeds, (list, tuple)) and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+        return [int(s) for s in seeds]
+    raise CompareError(f"seeds={seeds!r}: give a list of integers in [0, 4294967296) (numpy's seed range), "
+                       "e.g. seeds=[2020, 2021, 2022]")
+
+
 def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_file_list=None, config_dict=None,
                 out=None, say=print, command=None, layer=None, stage1_config=None, run_dir=None, arms=None,
                 methods=DEFAULT_METHODS):
@@ -349,7 +366,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     from recbole_basrec.quick_start import build_config
     from recbole_basrec.quick_start.quick_start import model_name as resolve_model_name
 
-    seeds = [int(s) for s in seeds]
+    seeds = _checked_seeds(seeds)
     for seed in seeds:  # each arm's seed is checked only when it starts: refuse before any training
         if not 0 <= seed < 2 ** 32:
             raise CompareError(f"--seeds {seed}: every seed must be an integer in [0, 4294967296) "
@@ -523,7 +540,7 @@ def run_compare(model="SASRec", dataset="ml-100k", seeds=DEFAULT_SEEDS, config_f
     record["json_path"] = json_path
     n = len(record["summary"]["seeds"])
     tell(f"[compare] {backbone} on {dataset}, {n} seed{'s' * (n > 1)} ({' '.join(map(str, seeds))}): "
-         f"mean ± std; gain = a method's mean over plain's; wins = seeds where its test value is higher; "
+         f"mean ± std{' (n/a: one seed has none)' if n == 1 else ''}; gain = a method's mean over plain's; wins = seeds where its test value is higher; "
          f"full ranking, {'history masked' if record['history_masked'] else 'history not masked'}")
     for line in record["table"].splitlines():
         tell(line)

@@ -204,6 +204,44 @@ def format_table(trials, valid_metric="valid"):
     return "\n".join(lines)
 
 
+#: Seconds to wait for a TCP connection to a ``--ray_address`` before giving up.
+_PROBE_TIMEOUT = 5.0
+
+
+def check_ray_address(address, timeout=_PROBE_TIMEOUT):
+    """Refuse a ``HOST:PORT`` address that does not answer, before Ray is contacted: Ray itself
+    retries an unreachable address for minutes, printing its own lines. ``auto``, ``local`` and
+    addresses with a scheme (``ray://...``) are left to Ray."""
+    import socket
+
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"ray_address must be HOST:PORT, 'auto' or ray://HOST:PORT, got {address!r}.")
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [IPv6]:port
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--ray_address={address} is not HOST:PORT: give the head node's address as `ray start "
+                         "--head` prints it, e.g. --ray_address=10.0.0.1:6379 (or auto for the cluster on this machine).")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ValueError(f"--ray_address={address}: host '{host}' cannot be resolved ({error}); check the "
+                         "address of the cluster's head node.") from None
+    why = None
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.settimeout(timeout)
+                probe.connect(sockaddr)
+            return
+        except OSError as error:
+            why = "no answer within {:g} s".format(timeout) if isinstance(error, socket.timeout) else \
+                (error.strerror or str(error))
+    raise ValueError(f"--ray_address={address}: nothing answers at {host}:{port} ({why}); start the cluster "
+                     f"(`ray start --head --port={port}` on its head node) or check the address.")
+
+
 def _join_cluster(ray, address, runtime_env):
     """``ray.init(address=...)``, with a one-line error when the cluster cannot be joined."""
     try:
@@ -326,6 +364,8 @@ def run_search(
         isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
     ):
         raise ValueError(f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}.")
+    if ray_address is not None:
+        check_ray_address(ray_address)  # Ray would retry an unreachable address for minutes
     output_file = _checked_output(output_file, model, dataset)  # before any trial: not after the whole search
     search_file = resolve_search_file(search_file)
     _import_ray()
