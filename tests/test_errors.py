@@ -170,7 +170,7 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "n-pairs-huge": run("--n_pairs=1000000"),
         "n-whole-level-huge": run("--n_whole_level=100000"),
         "aug-views-huge": run("--augmentation=cmr", "--aug_views=100000"),
-        "cl-temperature-tiny": run("--augmentation=cl4srec", "--cl_temperature=1e-300"),
+        "cl-temperature-tiny": run("--augmentation=cl4srec", "--cl_temperature=1e-10"),
         "initializer-range-huge": run("--initializer_range=1e30"),
         "feature-key-of-other-backbones": run("--selected_features=['class']"),
         "worker-negative": run("--worker=-1"),
