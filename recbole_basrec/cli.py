@@ -300,7 +300,7 @@ def cli(argv=None):
             print(error, file=sys.stderr)
             return 130
         if _raised(error, "recbole_basrec.distributed.launch", "RankFailed") or \
-                _raised(error, "recbole_basrec.trainer.trainer", "DiskFull"):
+                _raised(error, "recbole_basrec.trainer.checkpoint", "DiskFull"):
             print(f"error: {error}", file=sys.stderr)
             return 1
         if isinstance(error, (ValueError, FileNotFoundError, NotImplementedError)):

@@ -251,7 +251,7 @@ def load_data_and_model_either(model_file):
     """``recbole.quick_start.load_data_and_model`` after ``import recbole_basrec``: our checkpoints
     through :func:`recbole_basrec.quick_start.load_data_and_model`, any other through RecBole's own."""
     from recbole_basrec.quick_start.quick_start import is_our_checkpoint, load_data_and_model
-    from recbole_basrec.trainer.trainer import load_checkpoint
+    from recbole_basrec.trainer.checkpoint import load_checkpoint
 
     try:
         checkpoint = load_checkpoint(model_file)

@@ -7,7 +7,7 @@ import torch
 import recbole_basrec  # noqa: F401
 from recbole_basrec.quick_start import build, run_recbole_basrec
 from recbole_basrec.trainer import BASRecTrainer
-from recbole_basrec.trainer.trainer import remove_stale_temporaries
+from recbole_basrec.trainer.checkpoint import remove_stale_temporaries
 
 
 def _last(result):

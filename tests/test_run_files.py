@@ -57,7 +57,7 @@ def test_resume_into_another_folder_writes_there_and_warns_of_no_gpu(tiny_config
 def test_a_full_disk_stops_in_one_line_keeps_the_last_checkpoints_and_resumes_elsewhere(
         tiny_config_dict, tmp_path, monkeypatch):
     from recbole_basrec.quick_start import run_recbole_basrec
-    from recbole_basrec.trainer.trainer import DiskFull
+    from recbole_basrec.trainer.checkpoint import DiskFull
 
     real_save = torch.save
     calls = {"n": 0}

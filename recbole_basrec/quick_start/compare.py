@@ -27,7 +27,7 @@ import time
 
 from recbole_basrec import distributed
 from recbole_basrec.quick_start.record import environment, read_json, write_json
-from recbole_basrec.trainer.trainer import another_process_alive
+from recbole_basrec.trainer.checkpoint import another_process_alive
 
 #: The arms of the default comparison, in the order each seed runs them: plain training and BASRec.
 ARMS = ("plain", "basrec")

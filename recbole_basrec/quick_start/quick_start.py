@@ -13,8 +13,8 @@ from recbole_basrec.config.configurator import load_config_files, warn_if_gpu_mi
 from recbole_basrec.config.models import is_ours
 from recbole_basrec.config.snapshot import DATA_DIGEST, changed_settings, settings_of
 from recbole_basrec.console import CONSOLE, quiet_console
-from recbole_basrec.trainer.trainer import (DiskFull, check_activation_memory, load_checkpoint,
-                                             remove_stale_temporaries)
+from recbole_basrec.trainer.checkpoint import DiskFull, load_checkpoint, remove_stale_temporaries
+from recbole_basrec.trainer.memory import check_activation_memory
 from recbole_basrec.utils import Config, create_dataset, get_model, get_trainer
 
 

@@ -28,11 +28,8 @@ from recbole_basrec.console import CONSOLE, Heartbeat
 from recbole_basrec.data.dataset import HISTORY_LENGTH_FIELD
 from recbole_basrec.model.authors_checkpoint import convert_authors_state_dict, is_authors_checkpoint
 from recbole_basrec.model.basrec import StagedModel
-# Importable from here as before the checkpoint module existed (the runner and compare use them).
-from recbole_basrec.trainer.checkpoint import (DiskFull, ModelState, ResumeState, another_process_alive,  # noqa: F401
-                                               copy_atomically, load_checkpoint, remove_stale_temporaries,
-                                               save_atomically)
-from recbole_basrec.trainer.memory import check_activation_memory, keep_freed_memory  # noqa: F401
+from recbole_basrec.trainer.checkpoint import ModelState, ResumeState, copy_atomically, load_checkpoint
+from recbole_basrec.trainer.memory import keep_freed_memory
 from recbole_basrec.trainer.tta import augment_at_test_time
 
 #: ``BASRecTrainer.stage`` (also saved in checkpoints and the validation history): a model without
