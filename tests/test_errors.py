@@ -295,6 +295,8 @@ def inputs(tmp_path_factory, tiny_data, trained_run):
         "compare-seed-too-big": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "1", "4294967296"],
         "compare-seed-negative": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--seeds", "-1"],
         "compare-empty-out": ["compare", "--dataset=tiny", f"--data_path={tiny_data}", "--out="],
+        "load-col-without-time": run("--load_col={'inter': ['user_id', 'item_id']}"),
+        "id-field-is-the-time-field": run("--ITEM_ID_FIELD=timestamp"),
         "ray-address-unreachable": run("--search=SASRec", "--num_samples=1", "--ray_address=notahost.invalid:6379"),
         "lr-below-float32": run("--learning_rate=1e-300"),
         "eval-mode-labeled": run("--eval_args={'mode': 'labeled'}"),

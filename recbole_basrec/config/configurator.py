@@ -185,6 +185,7 @@ def validate(config):
                          "features; choose n_heads among the divisors of hidden_size.")
     _check_metrics(final)
     _check_eval_mode(final)
+    _check_fields(final)
     low, high = final["tta_noise"]
     if low > high:
         raise ValueError(f"tta_noise [{low}, {high}] has low > high; write [low, high].")
@@ -330,6 +331,24 @@ def _conditional_effects(final, given, methods):
         found.append(("train_batch_size", "CL4SRec's contrastive loss needs at least 2 sequences per batch (the "
                                           "others are its negatives); give train_batch_size >= 2"))
     return found
+
+
+def _check_fields(final):
+    """The id and time columns the leave-one-out split reads: distinct, and loaded."""
+    fields = {key: final.get(key) for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD")}
+    named = [(key, value) for key, value in fields.items() if value is not None]
+    for i, (key, value) in enumerate(named):
+        for other, same in named[i + 1:]:
+            if value == same:
+                raise ValueError(f"{key} and {other} both name the column '{value}': each needs its own column "
+                                 f"(ours: USER_ID_FIELD=user_id, ITEM_ID_FIELD=item_id, TIME_FIELD=timestamp).")
+    load = final.get("load_col")
+    columns = load.get("inter") if isinstance(load, dict) else None
+    if isinstance(columns, (list, tuple)):
+        missing = [value for _, value in named if value not in columns]
+        if missing:
+            raise ValueError(f"load_col's inter columns {list(columns)} leave out {', '.join(map(repr, missing))}, "
+                             f"which the leave-one-out split by time reads; add {'it' if len(missing) == 1 else 'them'}.")
 
 
 def _check_gpu_id(final):
