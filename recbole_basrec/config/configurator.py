@@ -167,7 +167,7 @@ def validate(config):
             raise ValueError(f"{key} is derived by RecBole from other keys; do not set it.")
     _unknown_keys(config)
     for key, value in config.external_config_dict.items():
-        found = schema.non_finite(value)
+        found = schema.outside_float32(value)
         if found:
             where = f"{key}{'.' if found[0] and not found[0].startswith('[') else ''}{found[0]}"
             what = found[1] if not math.isfinite(found[1]) else "beyond float32's range (the model computes in float32)" \
@@ -385,11 +385,7 @@ def _check_metrics(final):
     # GAUC ranks all items too but has no cut-off: RecBole reports it as "gauc".
     computed = [m if m.lower() == "gauc" else f"{m}@{t}" for m in metrics for t in topk]
     computed = list(dict.fromkeys(computed))
-    if final["valid_metric"].lower() in [c.lower() for c in computed]:
-        return
-    name, at, k = final["valid_metric"].partition("@")
-    if not at or name.lower() not in [m.lower() for m in metrics] or not k.isdigit() or int(k) not in topk \
-            or name.lower() == "gauc":
+    if final["valid_metric"].lower() not in [c.lower() for c in computed]:
         raise ValueError(
             f"valid_metric '{final['valid_metric']}' is not computed: choose one of {', '.join(computed)} "
             f"(or add it to metrics / topk)."

@@ -321,7 +321,7 @@ def check(name, value):
 FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38
 
 
-def non_finite(value, path=""):
+def outside_float32(value, path=""):
     """The first NaN, infinite or beyond-float32 number inside ``value`` (nested lists and dicts;
     beyond: larger than float32 holds, or nonzero and smaller), as ``(path, number)``, or None."""
     if isinstance(value, float) and (not math.isfinite(value) or abs(value) > FLOAT32_MAX
@@ -329,12 +329,12 @@ def non_finite(value, path=""):
         return path, value
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = non_finite(item, f"{path}[{i}]")
+            found = outside_float32(item, f"{path}[{i}]")
             if found:
                 return found
     if isinstance(value, dict):
         for k, item in value.items():
-            found = non_finite(item, f"{path}.{k}" if path else str(k))
+            found = outside_float32(item, f"{path}.{k}" if path else str(k))
             if found:
                 return found
     return None
