@@ -267,16 +267,16 @@ def _config(model=None, dataset=None, config_file_list=None, config_dict=None):
     (in any case, as our runner takes them), RecBole's for every other."""
     from recbole.config import Config
 
-    from recbole_basrec.config.models import registered_model_names
+    from recbole_basrec.config.models import our_model_name
     from recbole_basrec.utils import Config as OurConfig
 
-    ours = {name.lower(): name for name in registered_model_names()}
     name = model if model is not None else (config_dict or {}).get("model")
-    if not isinstance(name, str) or name.lower() not in ours:
+    ours = our_model_name(name) if isinstance(name, str) else None
+    if ours is None:
         return Config(model, dataset, config_file_list, config_dict)
     if model is None:
-        config_dict = {**config_dict, "model": ours[name.lower()]}
-    return OurConfig(ours[name.lower()] if model is not None else None, dataset, config_file_list, config_dict)
+        return OurConfig(None, dataset, config_file_list, {**config_dict, "model": ours})
+    return OurConfig(ours, dataset, config_file_list, config_dict)
 
 
 def patch_quick_start(module):

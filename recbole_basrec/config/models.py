@@ -105,17 +105,22 @@ def is_ours(model_name):
     return model_name in registered_model_names()
 
 
+def our_model_name(name):
+    """``name`` as one of our model names, in any case (``basrecsasrec``), else None."""
+    return {n.lower(): n for n in registered_model_names()}.get(str(name).lower())
+
+
 def resolve_model_name(name):
-    """Map a runner ``--model`` (backbone or our model name, any case) to a registered model."""
-    lookup = {n.lower(): n for n in registered_model_names()}
-    lookup.update({b.lower(): m for b, m in backbones().items()})
-    try:
-        return lookup[str(name).lower()]
-    except KeyError:
+    """Map a runner ``--model`` (backbone or our model name, any case) to a registered model; a
+    backbone's name (``FMLPRec`` among them) means its BASRec model."""
+    backbone = {b.lower(): m for b, m in backbones().items()}.get(str(name).lower())
+    resolved = backbone or our_model_name(name)
+    if resolved is None:
         raise ValueError(
             f"Unknown model '{name}'. Valid models: a RecBole sequential model name (e.g. SASRec, GRU4Rec, NARM), "
             f"FMLPRec, or BASRec<name>."
-        ) from None
+        )
+    return resolved
 
 
 def backbone_of(model_name):
